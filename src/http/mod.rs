@@ -1,0 +1,39 @@
+//! The HTTP side (axum): health and metrics, message records, and the management APIs.
+//!
+//! | path | module |
+//! |---|---|
+//! | `/healthz`, `/readyz`, `/metrics` | [`health`] |
+//! | `/api/messages/{id}` | [`messages`] |
+//! | `/v3/{domain}/unsubscribes`, `/bounces`, `/complaints` | [`mailgun`] |
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod mailgun;
+pub mod messages;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::shutdown::CancellationToken;
+use crate::state::AppState;
+
+/// Largest request body accepted anywhere (the Mailgun CSV import allows 25 MB).
+pub const MAX_BODY: usize = 26 * 1024 * 1024;
+
+/// Every route quell serves.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(messages::router())
+        .merge(mailgun::router())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on an already-bound listener until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,33 @@
+//! quell — an SMTP relay ("smarthost") for applications' outbound mail that enforces
+//! suppression: recipients who unsubscribed, bounced or complained are refused, everything
+//! else is stored durably and forwarded upstream.
+//!
+//! # Layout
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`config`] | strict TOML + environment configuration, validated into [`config::Config`] |
+//! | [`app`] | composition root: opens the store, starts SMTP, HTTP and delivery, drains on shutdown |
+//! | [`shutdown`] | SIGTERM/SIGINT turned into a cancellation token |
+//! | [`smtp`] | the SMTP listener: sans-IO codec, session state machine, typed replies |
+//! | [`state`] | [`state::AppState`], the one cheap-to-clone handle every part is given |
+//! | [`policy`] | the suppression decision for one (sender, recipient, tags) |
+//! | [`store`] | every sled call: suppressions, allowlist, queue, spool, message records |
+//! | [`queue`] | delivery workers, retry schedule, the lettre upstream |
+//! | [`http`] | axum router: health, metrics, message records, the Mailgun-compatible API |
+//! | [`metrics`] | process-wide counters rendered as Prometheus text |
+//! | [`address`] | e-mail address normalisation shared by SMTP and the APIs |
+//! | [`id`] | queue ids and per-recipient message ids |
+
+pub mod address;
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod id;
+pub mod metrics;
+pub mod policy;
+pub mod state;
+pub mod queue;
+pub mod shutdown;
+pub mod smtp;
+pub mod store;

@@ -1,0 +1,76 @@
+//! Delivery: the [`Scheduler`] hands queue ids to `upstream.connections` workers, each owning
+//! one upstream SMTP session; 4xx answers and connection failures are retried with
+//! exponential backoff until `queue.max_age`.
+//!
+//! | file | concept |
+//! |---|---|
+//! | [`retry`] | the backoff schedule and delayed re-scheduling |
+//! | [`upstream`] | the lettre connection (TCP_NODELAY, TLS, auth, timeouts) |
+//! | [`worker`] | one delivery attempt of a queued transaction |
+
+pub mod retry;
+pub mod upstream;
+pub mod worker;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+/// Hands queue ids to the delivery workers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    tx: mpsc::UnboundedSender<String>,
+    /// Ids a worker is delivering now: a second schedule of the same id waits its turn.
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The workers' side of the [`Scheduler`].
+#[derive(Debug)]
+pub struct Jobs {
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+}
+
+impl Scheduler {
+    /// A scheduler and the job source its workers read.
+    pub fn channel() -> (Scheduler, Arc<Jobs>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Scheduler {
+                tx,
+                in_flight: Arc::default(),
+            },
+            Arc::new(Jobs {
+                rx: tokio::sync::Mutex::new(rx),
+            }),
+        )
+    }
+
+    /// Deliver `id` as soon as a worker is free.
+    pub fn now(&self, id: String) {
+        // Fails only when the workers are gone (shutdown): the entry stays queued on disk.
+        let _ = self.tx.send(id);
+    }
+
+    /// Deliver `id` after `delay`.
+    pub fn after(&self, id: String, delay: Duration) {
+        retry::schedule_after(self.clone(), id, delay);
+    }
+
+    /// Claims `id` for one worker; false if another worker has it.
+    fn claim(&self, id: &str) -> bool {
+        self.in_flight.lock().expect("in-flight lock").insert(id.to_string())
+    }
+
+    fn release(&self, id: &str) {
+        self.in_flight.lock().expect("in-flight lock").remove(id);
+    }
+}
+
+impl Jobs {
+    /// The next id to deliver; `None` once every scheduler is dropped.
+    pub async fn next(&self) -> Option<String> {
+        self.rx.lock().await.recv().await
+    }
+}

@@ -1,0 +1,421 @@
+//! The suppression list (SPEC §3): `(scope, address, list)` → [`Suppression`].
+
+use std::fmt;
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, Store, StoreError};
+
+/// Whose mail an entry applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every sender (Mandrill rejects, Mixpanel, automatic bounces).
+    Global,
+    /// Any sender at this domain (Mailgun's `/v3/{domain}/…`).
+    Domain(String),
+    /// Exactly this envelope sender (Mandrill's sender-level rejection, set by a click).
+    Sender(String),
+}
+
+impl Scope {
+    /// The scope's key prefix: `global`, `domain:<d>`, `sender:<a>` (lowercased).
+    pub fn key(&self) -> String {
+        match self {
+            Scope::Global => "global".to_string(),
+            Scope::Domain(d) => format!("domain:{}", d.to_ascii_lowercase()),
+            Scope::Sender(a) => format!("sender:{}", a.to_lowercase()),
+        }
+    }
+
+    /// Parses the form [`Scope::key`] writes.
+    pub fn parse(s: &str) -> Option<Scope> {
+        if s == "global" {
+            Some(Scope::Global)
+        } else if let Some(d) = s.strip_prefix("domain:") {
+            (!d.is_empty()).then(|| Scope::Domain(d.to_ascii_lowercase()))
+        } else if let Some(a) = s.strip_prefix("sender:") {
+            (!a.is_empty()).then(|| Scope::Sender(a.to_lowercase()))
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// The three lists a scope keeps, as Mailgun does: an address may be on several at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum List {
+    Unsubscribes,
+    Bounces,
+    Complaints,
+}
+
+impl List {
+    fn code(self) -> u8 {
+        match self {
+            List::Unsubscribes => b'u',
+            List::Bounces => b'b',
+            List::Complaints => b'c',
+        }
+    }
+
+    fn from_code(c: u8) -> Option<List> {
+        match c {
+            b'u' => Some(List::Unsubscribes),
+            b'b' => Some(List::Bounces),
+            b'c' => Some(List::Complaints),
+            _ => None,
+        }
+    }
+}
+
+/// Why an address is suppressed (Mandrill's reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    Unsub,
+    HardBounce,
+    SoftBounce,
+    Spam,
+    Custom,
+}
+
+impl Reason {
+    /// The list an entry with this reason belongs to.
+    pub fn list(self) -> List {
+        match self {
+            Reason::Unsub | Reason::Custom => List::Unsubscribes,
+            Reason::HardBounce | Reason::SoftBounce => List::Bounces,
+            Reason::Spam => List::Complaints,
+        }
+    }
+
+    /// The wire name (`hard-bounce`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unsub => "unsub",
+            Reason::HardBounce => "hard-bounce",
+            Reason::SoftBounce => "soft-bounce",
+            Reason::Spam => "spam",
+            Reason::Custom => "custom",
+        }
+    }
+}
+
+/// One suppression entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub reason: Reason,
+    /// `["*"]`: all mail; otherwise only messages carrying one of these tags.
+    pub tags: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; `None` never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// The message whose click or bounce created the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md_id: Option<String>,
+    /// SMTP code of a bounce (Mailgun's `code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+}
+
+impl Suppression {
+    /// A manual entry for all mail, created now, that never expires.
+    pub fn new(reason: Reason, created_at: i64) -> Suppression {
+        Suppression {
+            reason,
+            tags: vec!["*".to_string()],
+            created_at,
+            expires_at: None,
+            detail: String::new(),
+            md_id: None,
+            code: None,
+        }
+    }
+
+    /// Whether the entry has expired at `now` (Unix seconds).
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whether the entry covers all mail rather than some tags.
+    pub fn is_all_tags(&self) -> bool {
+        self.tags.is_empty() || self.tags.iter().any(|t| t == "*")
+    }
+
+    /// Whether the entry applies to a message carrying `tags`.
+    pub fn matches_tags(&self, tags: &[String]) -> bool {
+        self.is_all_tags()
+            || self
+                .tags
+                .iter()
+                .any(|t| tags.iter().any(|m| m.eq_ignore_ascii_case(t)))
+    }
+}
+
+/// The full key of one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SuppressionKey {
+    pub scope: Scope,
+    /// Normalised address.
+    pub address: String,
+    pub list: List,
+}
+
+impl SuppressionKey {
+    pub fn new(scope: Scope, address: impl Into<String>, list: List) -> SuppressionKey {
+        SuppressionKey {
+            scope,
+            address: address.into(),
+            list,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut k = address_prefix(&self.scope, &self.address);
+        k.push(self.list.code());
+        k
+    }
+}
+
+fn scope_prefix(scope: &Scope) -> Vec<u8> {
+    let mut k = scope.key().into_bytes();
+    k.push(0);
+    k
+}
+
+fn address_prefix(scope: &Scope, address: &str) -> Vec<u8> {
+    let mut k = scope_prefix(scope);
+    k.extend_from_slice(address.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Splits the part of a key after the scope prefix into (address, list).
+fn split_tail(tail: &[u8]) -> Option<(String, List)> {
+    let (&code, rest) = tail.split_last()?;
+    let address = rest.strip_suffix(&[0])?;
+    Some((String::from_utf8(address.to_vec()).ok()?, List::from_code(code)?))
+}
+
+/// Paging direction for [`Store::suppression_page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page<'a> {
+    /// From the first address.
+    First,
+    /// Addresses after this one.
+    After(&'a str),
+    /// Addresses before this one (the page is still returned in ascending order).
+    Before(&'a str),
+    /// The last page.
+    Last,
+}
+
+impl Store {
+    /// Inserts or replaces one entry.
+    pub fn suppression_put(&self, key: &SuppressionKey, entry: &Suppression) -> Result<(), StoreError> {
+        self.suppressions.insert(key.bytes(), encode(entry))?;
+        Ok(())
+    }
+
+    /// Inserts or replaces many entries atomically: all of them or none.
+    pub fn suppression_put_many(&self, items: &[(SuppressionKey, Suppression)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, entry) in items {
+            batch.insert(key.bytes(), encode(entry));
+        }
+        self.suppressions.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// One entry.
+    pub fn suppression_get(&self, key: &SuppressionKey) -> Result<Option<Suppression>, StoreError> {
+        self.suppressions
+            .get(key.bytes())?
+            .map(|v| decode("suppressions", &v))
+            .transpose()
+    }
+
+    /// Every list's entry for `address` in `scope`. This is the RCPT-time lookup: one short
+    /// prefix scan per scope.
+    pub fn suppressions_of(&self, scope: &Scope, address: &str) -> Result<Vec<(List, Suppression)>, StoreError> {
+        let prefix = address_prefix(scope, address);
+        let mut out = Vec::new();
+        for item in self.suppressions.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            if let Some(list) = k.get(prefix.len()).copied().and_then(List::from_code) {
+                out.push((list, decode("suppressions", &v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes one entry; whether it existed.
+    pub fn suppression_remove(&self, key: &SuppressionKey) -> Result<bool, StoreError> {
+        Ok(self.suppressions.remove(key.bytes())?.is_some())
+    }
+
+    /// Removes every entry of `list` in `scope`; how many.
+    pub fn suppression_clear(&self, scope: &Scope, list: List) -> Result<usize, StoreError> {
+        let prefix = scope_prefix(scope);
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for item in self.suppressions.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            if split_tail(&k[prefix.len()..]).is_some_and(|(_, l)| l == list) {
+                batch.remove(k);
+                n += 1;
+            }
+        }
+        self.suppressions.apply_batch(batch)?;
+        Ok(n)
+    }
+
+    /// Up to `limit` entries of `list` in `scope`, in address order, whose address starts with
+    /// `term` (empty: all), positioned by `page`.
+    pub fn suppression_page(
+        &self,
+        scope: &Scope,
+        list: List,
+        page: Page<'_>,
+        term: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Suppression)>, StoreError> {
+        let prefix = scope_prefix(scope);
+        let mut start = prefix.clone();
+        start.extend_from_slice(term.as_bytes());
+        let mut end = prefix.clone();
+        end.extend_from_slice(term.as_bytes());
+        end.push(0xFF);
+        let (lower, upper, reverse) = match page {
+            Page::First => (Bound::Included(start), Bound::Excluded(end), false),
+            Page::Last => (Bound::Included(start), Bound::Excluded(end), true),
+            Page::After(a) => {
+                let mut k = address_prefix(scope, a);
+                k.push(0xFF);
+                (Bound::Excluded(k.max(start.clone())), Bound::Excluded(end), false)
+            }
+            Page::Before(a) => {
+                let k = address_prefix(scope, a);
+                let upper = if k < end { k } else { end };
+                (Bound::Included(start), Bound::Excluded(upper), true)
+            }
+        };
+        let mut out = Vec::new();
+        let range = self.suppressions.range::<Vec<u8>, _>((lower, upper));
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            if reverse { Box::new(range.rev()) } else { Box::new(range) };
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let Some((address, l)) = split_tail(&k[prefix.len()..]) else { continue };
+            if l == list {
+                out.push((address, decode("suppressions", &v)?));
+            }
+        }
+        if reverse {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    /// Every entry, in key order: for export and listing across scopes.
+    pub fn suppressions_all(&self) -> impl Iterator<Item = Result<(SuppressionKey, Suppression), StoreError>> + '_ {
+        self.suppressions.iter().filter_map(|item| {
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let nul = k.iter().position(|&b| b == 0)?;
+            let scope = Scope::parse(std::str::from_utf8(&k[..nul]).ok()?)?;
+            let (address, list) = split_tail(&k[nul + 1..])?;
+            Some(decode("suppressions", &v).map(|e| (SuppressionKey { scope, address, list }, e)))
+        })
+    }
+
+    /// Number of entries in every scope and list.
+    pub fn suppression_count(&self) -> usize {
+        self.suppressions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn lookup_sees_only_its_scope_and_address() {
+        let (_d, s) = store();
+        let d = Scope::Domain("example.com".into());
+        s.suppression_put(&SuppressionKey::new(d.clone(), "a@x.io", List::Unsubscribes), &Suppression::new(Reason::Unsub, 1)).unwrap();
+        s.suppression_put(&SuppressionKey::new(d.clone(), "a@x.io", List::Bounces), &Suppression::new(Reason::HardBounce, 2)).unwrap();
+        s.suppression_put(&SuppressionKey::new(d.clone(), "a@x.iox", List::Bounces), &Suppression::new(Reason::HardBounce, 2)).unwrap();
+        s.suppression_put(&SuppressionKey::new(Scope::Global, "b@x.io", List::Bounces), &Suppression::new(Reason::HardBounce, 2)).unwrap();
+        assert_eq!(s.suppressions_of(&d, "a@x.io").unwrap().len(), 2);
+        assert!(s.suppressions_of(&Scope::Global, "a@x.io").unwrap().is_empty());
+        assert!(s.suppressions_of(&Scope::Domain("example.org".into()), "a@x.io").unwrap().is_empty());
+    }
+
+    #[test]
+    fn pages_in_address_order_both_ways() {
+        let (_d, s) = store();
+        let sc = Scope::Domain("d.io".into());
+        for a in ["e@x", "a@x", "c@x", "b@x", "d@x"] {
+            s.suppression_put(&SuppressionKey::new(sc.clone(), a, List::Unsubscribes), &Suppression::new(Reason::Unsub, 1)).unwrap();
+        }
+        s.suppression_put(&SuppressionKey::new(sc.clone(), "bb@x", List::Bounces), &Suppression::new(Reason::HardBounce, 1)).unwrap();
+        let addrs = |v: Vec<(String, Suppression)>| v.into_iter().map(|(a, _)| a).collect::<Vec<_>>();
+        let u = List::Unsubscribes;
+        assert_eq!(addrs(s.suppression_page(&sc, u, Page::First, "", 2).unwrap()), ["a@x", "b@x"]);
+        assert_eq!(addrs(s.suppression_page(&sc, u, Page::After("b@x"), "", 2).unwrap()), ["c@x", "d@x"]);
+        assert_eq!(addrs(s.suppression_page(&sc, u, Page::Before("d@x"), "", 2).unwrap()), ["b@x", "c@x"]);
+        assert_eq!(addrs(s.suppression_page(&sc, u, Page::Last, "", 2).unwrap()), ["d@x", "e@x"]);
+        assert_eq!(addrs(s.suppression_page(&sc, u, Page::First, "c", 10).unwrap()), ["c@x"]);
+        assert_eq!(addrs(s.suppression_page(&sc, List::Bounces, Page::First, "", 10).unwrap()), ["bb@x"]);
+        assert_eq!(s.suppression_clear(&sc, u).unwrap(), 5);
+        assert_eq!(s.suppression_count(), 1);
+    }
+
+    #[test]
+    fn batch_and_iteration_round_trip() {
+        let (_d, s) = store();
+        let items = vec![
+            (SuppressionKey::new(Scope::Sender("App@x.io".into()), "a@y", List::Unsubscribes), Suppression::new(Reason::Unsub, 5)),
+            (SuppressionKey::new(Scope::Global, "b@y", List::Complaints), Suppression::new(Reason::Spam, 6)),
+        ];
+        s.suppression_put_many(&items).unwrap();
+        let all: Vec<_> = s.suppressions_all().collect::<Result<_, _>>().unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().any(|(k, _)| k.scope == Scope::Sender("app@x.io".into())));
+    }
+
+    #[test]
+    fn tags_and_expiry() {
+        let mut e = Suppression::new(Reason::Unsub, 0);
+        assert!(e.matches_tags(&[]));
+        e.tags = vec!["news".into()];
+        assert!(!e.matches_tags(&[]));
+        assert!(e.matches_tags(&["NEWS".into()]));
+        e.expires_at = Some(10);
+        assert!(e.is_expired(10) && !e.is_expired(9));
+    }
+}
