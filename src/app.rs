@@ -1,1 +1,139 @@
-//! Composition root.
+//! The composition root: opens the store, builds the [`AppState`], starts the SMTP listener,
+//! the HTTP server and the delivery workers on sockets that are already bound, and drains
+//! them on shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::id::now_secs;
+use crate::queue::{self, upstream::Upstream, Jobs, Scheduler};
+use crate::shutdown::CancellationToken;
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+use crate::tls::TlsError;
+
+/// How long sessions and deliveries in flight get to finish after a shutdown signal.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Why quell could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("store at {path}: {source}")]
+    Store { path: String, source: StoreError },
+    #[error("{key}: {source}")]
+    Tls { key: &'static str, source: TlsError },
+    #[error("store: {0}")]
+    Runtime(#[from] StoreError),
+    #[error("http server: {0}")]
+    Http(std::io::Error),
+}
+
+/// The sockets quell serves on, bound by the caller (`main`, or a test on port 0).
+#[derive(Debug)]
+pub struct Listeners {
+    pub smtp: TcpListener,
+    pub http: TcpListener,
+}
+
+/// An opened quell, ready to [`App::run`].
+#[derive(Debug)]
+pub struct App {
+    pub state: AppState,
+    jobs: Arc<Jobs>,
+}
+
+impl App {
+    /// Opens the store at `storage.path` and builds the shared state.
+    pub fn open(config: Config) -> Result<App, AppError> {
+        let path = config.storage.path.clone();
+        let store = Store::open(&path).map_err(|source| AppError::Store {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let (scheduler, jobs) = Scheduler::channel();
+        Ok(App {
+            state: AppState::new(config, store, scheduler),
+            jobs,
+        })
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains: accept loops stop, sessions finish
+    /// the message in flight or answer 421, deliveries in progress end, the store is flushed.
+    pub async fn run(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), AppError> {
+        let state = self.state;
+        let config = state.config.clone();
+        let smtp_tls = config
+            .smtp
+            .tls
+            .as_ref()
+            .map(crate::tls::acceptor)
+            .transpose()
+            .map_err(|source| AppError::Tls { key: "smtp.tls", source })?;
+        let http_tls = config
+            .http
+            .tls
+            .as_ref()
+            .map(crate::tls::acceptor)
+            .transpose()
+            .map_err(|source| AppError::Tls { key: "http.tls", source })?;
+        crate::tls::install_crypto_provider();
+
+        let tracker = TaskTracker::new();
+        let recovered = queue::worker::recover(&state)?;
+        if recovered > 0 {
+            tracing::info!(count = recovered, "queued messages scheduled for delivery");
+        }
+        queue::worker::start(&state, self.jobs, Upstream::new(&config.upstream), shutdown.clone(), &tracker);
+        tracker.spawn(crate::smtp::serve(
+            listeners.smtp,
+            state.clone(),
+            smtp_tls,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        let http = tokio::spawn(crate::http::serve(listeners.http, http_tls, state.clone(), shutdown.clone()));
+        tracker.spawn(retention(state.clone(), shutdown.clone()));
+
+        state.ready.store(true, Ordering::Relaxed);
+        tracing::info!("quell ready");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+        shutdown.cancelled().await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        state.ready.store(false, Ordering::Relaxed);
+        tracker.close();
+        if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
+            tracing::warn!("drain deadline passed; stopping with work in flight (it stays queued)");
+        }
+        let http_result = http.await;
+        state.store.flush().await?;
+        tracing::info!("stopped");
+        match http_result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AppError::Http(e)),
+            Err(e) => Err(AppError::Http(std::io::Error::other(e))),
+        }
+    }
+}
+
+/// Removes message records older than `storage.message_retention`, hourly.
+async fn retention(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = now_secs() - state.config.storage.message_retention.as_secs() as i64;
+        match state.store.messages_purge_before(cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired message records removed"),
+            Err(e) => tracing::error!(error = %e, "message retention sweep failed"),
+        }
+    }
+}

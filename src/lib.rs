@@ -15,7 +15,9 @@
 //! | [`store`] | every sled call: suppressions, allowlist, queue, spool, message records |
 //! | [`queue`] | delivery workers, retry schedule, the lettre upstream |
 //! | [`http`] | axum router: health, metrics, message records, the Mailgun-compatible API |
+//! | [`mime`] | pure byte rewrites of messages (tag headers today) |
 //! | [`metrics`] | process-wide counters rendered as Prometheus text |
+//! | [`tls`] | rustls server configuration for STARTTLS and https |
 //! | [`address`] | e-mail address normalisation shared by SMTP and the APIs |
 //! | [`id`] | queue ids and per-recipient message ids |
 
@@ -25,9 +27,11 @@ pub mod config;
 pub mod http;
 pub mod id;
 pub mod metrics;
+pub mod mime;
 pub mod policy;
 pub mod state;
 pub mod queue;
 pub mod shutdown;
 pub mod smtp;
 pub mod store;
+pub mod tls;

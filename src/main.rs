@@ -1,1 +1,103 @@
-fn main() {}
+//! The `quell` binary: parses the command line, loads the config, binds the sockets and runs
+//! [`quell::app::App`]. Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use quell::app::{App, Listeners};
+use quell::config::{self, Config, LogFormat};
+use quell::shutdown::{self, CancellationToken};
+
+#[derive(Parser, Debug)]
+#[command(name = "quell", version, about = "SMTP relay that enforces email suppression")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the relay: SMTP listener, delivery queue, HTTP server.
+    Serve {
+        /// Config file (else $QUELL_CONFIG, else config/quell.toml).
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
+    /// Parse and validate the config; exit 0, or 2 with the key and reason.
+    CheckConfig {
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::CheckConfig { config } => {
+            let path = config::resolve_path(config.as_deref());
+            match config::load(&path) {
+                Ok(_) => {
+                    println!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Serve { config } => {
+            let path = config::resolve_path(config.as_deref());
+            let config = match config::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            };
+            init_tracing(config.log.format);
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "quell failed");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let smtp = tokio::net::TcpListener::bind(config.smtp.listen)
+        .await
+        .with_context(|| format!("binding smtp.listen {}", config.smtp.listen))?;
+    let http = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding http.listen {}", config.http.listen))?;
+    tracing::info!(addr = %smtp.local_addr()?, "smtp listening");
+    tracing::info!(addr = %http.local_addr()?, "http listening");
+    let app = App::open(config)?;
+    let token = CancellationToken::new();
+    shutdown::on_signal(token.clone());
+    app.run(Listeners { smtp, http }, token).await?;
+    Ok(())
+}

@@ -14,9 +14,11 @@ pub mod messages;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::shutdown::CancellationToken;
 use crate::state::AppState;
+use crate::tls::TlsListener;
 
 /// Largest request body accepted anywhere (the Mailgun CSV import allows 25 MB).
 pub const MAX_BODY: usize = 26 * 1024 * 1024;
@@ -31,9 +33,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router(state)` on an already-bound listener until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+/// Serves `router(state)` on an already-bound listener until `shutdown` is cancelled, over
+/// https when `tls` is given.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(state);
+    let stop = async move { shutdown.cancelled().await };
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        Some(acceptor) => {
+            axum::serve(TlsListener::new(listener, acceptor)?, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
 }

@@ -59,11 +59,11 @@ impl Scheduler {
     }
 
     /// Claims `id` for one worker; false if another worker has it.
-    fn claim(&self, id: &str) -> bool {
+    pub(crate) fn claim(&self, id: &str) -> bool {
         self.in_flight.lock().expect("in-flight lock").insert(id.to_string())
     }
 
-    fn release(&self, id: &str) {
+    pub(crate) fn release(&self, id: &str) {
         self.in_flight.lock().expect("in-flight lock").remove(id);
     }
 }

@@ -1,1 +1,165 @@
-//! placeholder
+//! Delivery workers: `upstream.connections` tasks, each owning one upstream connection, take
+//! queue ids from the [`Scheduler`] and make one delivery attempt per id.
+//!
+//! Per recipient: `250` marks the copy `sent`; a 4xx or a connection failure keeps it queued
+//! (`deferred`) for the next attempt; a 5xx marks it `bounced`, and a 5.1.x adds a `global`
+//! `hard-bounce` suppression. After `queue.max_age` deferred copies fail for good.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::retry::backoff;
+use super::upstream::{SendError, Upstream};
+use super::Jobs;
+use crate::id::now_secs;
+use crate::metrics::Metrics;
+use crate::shutdown::CancellationToken;
+use crate::state::AppState;
+use crate::store::{QueuedRecipient, Reason, Scope, Status, StoreError, Suppression, SuppressionKey};
+
+/// Starts the workers on `tracker`; they stop at `shutdown` after the attempt in progress.
+pub fn start(state: &AppState, jobs: Arc<Jobs>, upstream: Upstream, shutdown: CancellationToken, tracker: &TaskTracker) {
+    for n in 0..state.config.upstream.connections {
+        let state = state.clone();
+        let jobs = jobs.clone();
+        let upstream = upstream.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let mut connection = None;
+            loop {
+                let id = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    id = jobs.next() => match id { Some(id) => id, None => break },
+                };
+                if !state.scheduler.claim(&id) {
+                    continue;
+                }
+                let span = tracing::info_span!("delivery", queue_id = %id, worker = n);
+                if let Err(e) = attempt(&state, &upstream, &mut connection, &id).instrument(span).await {
+                    tracing::error!(queue_id = %id, error = %e, "delivery bookkeeping failed; retrying later");
+                    state.scheduler.after(id.clone(), state.config.queue.retry_initial);
+                }
+                state.scheduler.release(&id);
+            }
+            if let Some(mut c) = connection {
+                let _ = c.quit().await;
+            }
+        });
+    }
+}
+
+/// Schedules every queued transaction: at startup, after a crash or a clean stop.
+pub fn recover(state: &AppState) -> Result<usize, StoreError> {
+    let now = now_secs();
+    let queued = state.store.queue_all()?;
+    for message in &queued {
+        let wait = message.next_attempt_at.saturating_sub(now);
+        if wait > 0 {
+            state.scheduler.after(message.id.clone(), Duration::from_secs(wait as u64));
+        } else {
+            state.scheduler.now(message.id.clone());
+        }
+    }
+    Ok(queued.len())
+}
+
+/// One delivery attempt of queue entry `id`.
+async fn attempt(
+    state: &AppState,
+    upstream: &Upstream,
+    connection: &mut Option<AsyncSmtpConnection>,
+    id: &str,
+) -> Result<(), StoreError> {
+    let store = &state.store;
+    let Some(mut message) = store.queue_get(id)? else {
+        return Ok(()); // already delivered
+    };
+    let Some(body) = store.spool_get(id)? else {
+        tracing::error!("queue entry without its message bytes; dropping it");
+        store.queue_remove(id)?;
+        return Ok(());
+    };
+    message.attempts += 1;
+    let mut deferred: Vec<(QueuedRecipient, SendError)> = Vec::new();
+    for rcpt in std::mem::take(&mut message.recipients) {
+        let started = Instant::now();
+        let result = upstream.send(connection, &message.sender, &rcpt.address, &body).await;
+        Metrics::inc(&state.metrics.upstream_sends);
+        state.metrics.upstream_latency_us.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        match result {
+            Ok(reply) => {
+                Metrics::inc(&state.metrics.recipients_forwarded);
+                tracing::info!(md_id = %rcpt.md_id, outcome = "relayed", attempts = message.attempts, "recipient");
+                record(state, &rcpt.md_id, Status::Sent, message.attempts, reply)?;
+            }
+            Err(e) if e.transient => {
+                Metrics::inc(&state.metrics.recipients_deferred);
+                tracing::info!(md_id = %rcpt.md_id, outcome = "deferred", attempts = message.attempts, reply = %e.reply, "recipient");
+                record(state, &rcpt.md_id, Status::Deferred, message.attempts, e.reply.clone())?;
+                deferred.push((rcpt, e));
+            }
+            Err(e) => bounce(state, &rcpt, message.attempts, &e)?,
+        }
+    }
+    let now = now_secs();
+    let expired = now.saturating_sub(message.received_at) >= state.config.queue.max_age.as_secs() as i64;
+    if expired {
+        for (rcpt, e) in &deferred {
+            let e = SendError {
+                transient: false,
+                reply: format!("gave up after {} attempts (queue.max_age); last reply: {}", message.attempts, e.reply),
+            };
+            bounce(state, rcpt, message.attempts, &e)?;
+        }
+        deferred.clear();
+    }
+    message.recipients = deferred.into_iter().map(|(r, _)| r).collect();
+    let delay = backoff(&state.config.queue, message.attempts);
+    if !message.recipients.is_empty() {
+        message.next_attempt_at = now + delay.as_secs() as i64;
+    }
+    store.queue_update(&message)?;
+    // Delivered copies must not be sent again after a crash.
+    store.flush().await?;
+    if !message.recipients.is_empty() {
+        state.scheduler.after(message.id.clone(), delay);
+    }
+    Ok(())
+}
+
+fn record(state: &AppState, md_id: &str, status: Status, attempts: u32, reply: String) -> Result<(), StoreError> {
+    state.store.message_update(md_id, |r| {
+        r.status = status;
+        r.attempts = attempts;
+        r.updated_at = now_secs();
+        r.last_reply = Some(reply);
+    })?;
+    Ok(())
+}
+
+/// A permanent failure: the copy is `bounced`; a 5.1.x also suppresses the address globally.
+fn bounce(state: &AppState, rcpt: &QueuedRecipient, attempts: u32, e: &SendError) -> Result<(), StoreError> {
+    Metrics::inc(&state.metrics.recipients_bounced);
+    tracing::info!(md_id = %rcpt.md_id, outcome = "bounced", attempts, reply = %e.reply, "recipient");
+    record(state, &rcpt.md_id, Status::Bounced, attempts, e.reply.clone())?;
+    if e.is_hard_bounce() {
+        let now = now_secs();
+        let entry = Suppression {
+            reason: Reason::HardBounce,
+            tags: vec!["*".to_string()],
+            created_at: now,
+            expires_at: state.config.suppression.expiry.hard_bounce.map(|d| now + d.as_secs() as i64),
+            detail: e.reply.clone(),
+            md_id: Some(rcpt.md_id.clone()),
+            code: e.code(),
+        };
+        let key = SuppressionKey::new(Scope::Global, rcpt.address.clone(), entry.reason.list());
+        state.store.suppression_put(&key, &entry)?;
+        tracing::info!(md_id = %rcpt.md_id, scope = "global", reason = "hard-bounce", "suppression added");
+    }
+    Ok(())
+}

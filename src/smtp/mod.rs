@@ -1,1 +1,21 @@
-//! The SMTP listener.
+//! The SMTP listener (RFC 5321) applications submit to.
+//!
+//! | file | concept |
+//! |---|---|
+//! | [`codec`] | sans-IO command lines and DATA stream (bounded, smuggling-safe) |
+//! | [`reply`] | every reply as a typed value |
+//! | [`session`] | the state machine, one function per verb |
+//! | [`data`] | the end of DATA: tags, trace header, durable enqueue |
+//! | [`auth`] | SASL PLAIN/LOGIN against argon2 hashes |
+//! | [`connection`] | the I/O driver of one session, generic over the stream |
+//! | [`listener`] | accept loop, connection cap, STARTTLS upgrade |
+
+pub mod auth;
+pub mod codec;
+pub mod connection;
+pub mod data;
+pub mod listener;
+pub mod reply;
+pub mod session;
+
+pub use listener::serve;

@@ -1,0 +1,134 @@
+//! The end of DATA: tag-scoped suppression, the trace header, and the durable hand-off to
+//! the queue. `250` is answered only after the store has flushed the message.
+
+use std::borrow::Cow;
+
+use super::codec::TooBig;
+use super::reply::Reply;
+use super::session::Session;
+use crate::id::{md_id, new_queue_id, now_secs};
+use crate::metrics::Metrics;
+use crate::mime::tags::take_tags;
+use crate::policy::Verdict;
+use crate::store::{MessageRecord, QueuedMessage, QueuedRecipient, Status};
+
+impl Session {
+    /// Handles the decoded message; the transaction ends whatever the outcome.
+    pub async fn message(&mut self, content: Result<Vec<u8>, TooBig>) -> Reply {
+        let Some(tx) = self.transaction.take() else {
+            return Reply::bad_sequence("no transaction");
+        };
+        let content = match content {
+            Ok(c) => c,
+            Err(TooBig) => {
+                tracing::info!(session = %self.id, outcome = "refused", reason = "too big", "data");
+                return Reply::message_too_big();
+            }
+        };
+        let (tags, content) = take_tags(&content);
+        let queue_id = new_queue_id();
+        let now = now_secs();
+        let mut records = Vec::with_capacity(tx.recipients.len());
+        let mut pending = Vec::new();
+        for (i, rcpt) in tx.recipients.iter().enumerate() {
+            let id = md_id(&queue_id, i + 1);
+            let mut dropped = rcpt.dropped;
+            if !dropped && !tags.is_empty() {
+                match self.state.policy.check(&tx.sender, &rcpt.address, Some(&tags)) {
+                    Ok(Verdict::Allow) => {}
+                    Ok(Verdict::Suppressed { scope, reason }) => {
+                        Metrics::inc(&self.state.metrics.suppression_hits);
+                        tracing::info!(session = %self.id, md_id = %id, outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "tag-scoped");
+                        dropped = true;
+                    }
+                    Err(e) => {
+                        tracing::error!(session = %self.id, error = %e, "suppression lookup failed");
+                        return Reply::local_error();
+                    }
+                }
+            }
+            records.push(MessageRecord {
+                id: id.clone(),
+                queue_id: queue_id.clone(),
+                sender: tx.sender.clone(),
+                recipient: rcpt.address.clone(),
+                tags: tags.clone(),
+                status: if dropped { Status::Rejected } else { Status::Queued },
+                created_at: now,
+                updated_at: now,
+                attempts: 0,
+                last_reply: dropped.then(|| "suppressed".to_string()),
+            });
+            if dropped {
+                Metrics::inc(&self.state.metrics.recipients_dropped);
+            } else {
+                pending.push(QueuedRecipient {
+                    address: rcpt.address.clone(),
+                    md_id: id,
+                });
+            }
+        }
+        let queued = QueuedMessage {
+            id: queue_id.clone(),
+            sender: tx.sender.clone(),
+            recipients: pending,
+            tags,
+            received_at: now,
+            attempts: 0,
+            next_attempt_at: 0,
+        };
+        let body = self.with_trace_header(&queue_id, content);
+        if let Err(e) = self.state.store.enqueue(&queued, &body, &records) {
+            tracing::error!(session = %self.id, error = %e, "cannot store message");
+            return Reply::local_error();
+        }
+        // The durability point: after this flush a crash loses nothing (see store docs).
+        if let Err(e) = self.state.store.flush().await {
+            tracing::error!(session = %self.id, error = %e, "cannot flush store");
+            return Reply::local_error();
+        }
+        Metrics::inc(&self.state.metrics.messages_accepted);
+        for r in &records {
+            if r.status == Status::Queued {
+                Metrics::inc(&self.state.metrics.recipients_accepted);
+                tracing::info!(session = %self.id, md_id = %r.id, outcome = "accepted", "recipient");
+            }
+        }
+        if !queued.recipients.is_empty() {
+            self.state.scheduler.now(queue_id.clone());
+        }
+        Reply::queued(&queue_id)
+    }
+
+    /// Prepends the `Received:` trace field (RFC 5321 §4.4).
+    fn with_trace_header(&self, queue_id: &str, content: Cow<'_, [u8]>) -> Vec<u8> {
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let with = match (self.tls, self.user.is_some()) {
+            (true, true) => "ESMTPSA",
+            (true, false) => "ESMTPS",
+            (false, true) => "ESMTPA",
+            (false, false) => "ESMTP",
+        };
+        let header = format!(
+            "Received: from {} ([{}])\r\n\tby {} (quell) with {} id {};\r\n\t{}\r\n",
+            sanitize(helo),
+            self.peer.ip(),
+            self.state.config.smtp.hostname,
+            with,
+            queue_id,
+            chrono::Utc::now().to_rfc2822()
+        );
+        let mut out = Vec::with_capacity(header.len() + content.len());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&content);
+        out
+    }
+}
+
+/// The HELO name as it may appear in a header: printable ASCII without spaces, bounded.
+fn sanitize(helo: &str) -> String {
+    helo.chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '(' && *c != ')')
+        .take(255)
+        .collect()
+}

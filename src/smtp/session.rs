@@ -1,0 +1,306 @@
+//! The SMTP session state machine: one value per connection, one function per verb. It takes
+//! parsed command lines and returns typed replies; the I/O lives in [`super::connection`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use smtp_proto::{Error as ParseError, Request};
+
+use super::auth::{AuthExchange, AuthStep};
+use super::codec::MAX_COMMAND_LINE;
+use super::reply::Reply;
+use crate::address;
+use crate::config::OnSuppressed;
+use crate::metrics::Metrics;
+use crate::policy::Verdict;
+use crate::state::AppState;
+
+/// What the connection driver must do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next command.
+    Command,
+    /// Read the message: the DATA decoder takes over the input.
+    Data,
+    /// Read a SASL response line.
+    AuthResponse,
+    /// Upgrade the stream to TLS, then start over (RFC 3207 §4.2).
+    StartTls,
+    /// Close the connection.
+    Close,
+}
+
+/// One accepted recipient of the transaction.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// Normalised address.
+    pub address: String,
+    /// Suppressed at RCPT under `on_suppressed = "drop"`: accepted, recorded, never forwarded.
+    pub dropped: bool,
+}
+
+/// The envelope being built between MAIL and the end of DATA.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// Normalised sender, empty for `<>`.
+    pub sender: String,
+    pub recipients: Vec<Recipient>,
+}
+
+/// Per-connection state.
+#[derive(Debug)]
+pub struct Session {
+    pub(super) state: AppState,
+    pub(super) id: String,
+    pub(super) peer: SocketAddr,
+    pub(super) helo: Option<String>,
+    pub(super) tls: bool,
+    pub(super) tls_available: bool,
+    pub(super) user: Option<String>,
+    pub(super) transaction: Option<Transaction>,
+    pub(super) auth: Option<AuthExchange>,
+}
+
+impl Session {
+    /// A session for a client at `peer`; `tls_available` when STARTTLS can be offered.
+    pub fn new(state: AppState, id: String, peer: SocketAddr, tls_available: bool) -> Session {
+        Session {
+            state,
+            id,
+            peer,
+            helo: None,
+            tls: false,
+            tls_available,
+            user: None,
+            transaction: None,
+            auth: None,
+        }
+    }
+
+    pub fn greeting(&self) -> Reply {
+        Reply::greeting(&self.state.config.smtp.hostname)
+    }
+
+    /// Called once the stream is encrypted: the session starts over (RFC 3207 §4.2).
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.helo = None;
+        self.transaction = None;
+    }
+
+    fn auth_offered(&self) -> bool {
+        self.tls && !self.state.config.smtp.users.is_empty()
+    }
+
+    fn may_relay(&self) -> bool {
+        self.user.is_some() || self.state.config.smtp.relay_networks.iter().any(|n| n.contains(&self.peer.ip()))
+    }
+
+    /// Handles one command line (with its line end).
+    pub async fn command(&mut self, line: &[u8]) -> (Reply, Next) {
+        let is_auth = line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"AUTH ");
+        if line.len() > MAX_COMMAND_LINE && !is_auth {
+            return (Reply::line_too_long(), Next::Command);
+        }
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(r) => r,
+            Err(e) => return (parse_error_reply(&e), Next::Command),
+        };
+        match request {
+            Request::Ehlo { host } => self.ehlo(&host, true),
+            Request::Helo { host } => self.ehlo(&host, false),
+            Request::Lhlo { .. } => (Reply::unknown_command(), Next::Command),
+            Request::Mail { from } => (self.mail(&from.address, from.size), Next::Command),
+            Request::Rcpt { to } => (self.rcpt(&to.address), Next::Command),
+            Request::Data => self.data(),
+            Request::Rset => {
+                self.transaction = None;
+                (Reply::ok(), Next::Command)
+            }
+            Request::Noop { .. } => (Reply::ok(), Next::Command),
+            Request::Quit => (Reply::bye(), Next::Close),
+            Request::Vrfy { .. } => (Reply::vrfy(), Next::Command),
+            Request::StartTls => self.starttls(),
+            Request::Auth { mechanism, initial_response } => self.auth_start(mechanism, &initial_response).await,
+            Request::Bdat { .. } => (Reply::not_implemented(), Next::Command),
+            _ => (Reply::not_implemented(), Next::Command),
+        }
+    }
+
+    fn ehlo(&mut self, host: &str, extended: bool) -> (Reply, Next) {
+        self.helo = Some(host.to_string());
+        self.transaction = None;
+        let c = &self.state.config.smtp;
+        let reply = if extended {
+            Reply::ehlo(
+                &c.hostname,
+                host,
+                c.max_message_size,
+                self.tls_available && !self.tls,
+                self.auth_offered(),
+            )
+        } else {
+            Reply::helo(&c.hostname)
+        };
+        (reply, Next::Command)
+    }
+
+    fn mail(&mut self, from: &str, size: usize) -> Reply {
+        if self.helo.is_none() {
+            return Reply::bad_sequence("send EHLO first");
+        }
+        if self.transaction.is_some() {
+            return Reply::bad_sequence("nested MAIL command");
+        }
+        if !self.may_relay() && !self.state.config.smtp.users.is_empty() {
+            tracing::info!(session = %self.id, outcome = "refused", reason = "auth required", "mail from");
+            return Reply::auth_required();
+        }
+        if size > self.state.config.smtp.max_message_size {
+            return Reply::message_too_big();
+        }
+        let sender = if from.is_empty() {
+            String::new()
+        } else {
+            match address::normalize(from) {
+                Ok(a) => a,
+                Err(_) => return Reply::bad_sender_address(),
+            }
+        };
+        self.transaction = Some(Transaction {
+            sender,
+            recipients: Vec::new(),
+        });
+        Reply::sender_ok()
+    }
+
+    fn rcpt(&mut self, to: &str) -> Reply {
+        let may_relay = self.may_relay();
+        let Some(tx) = self.transaction.as_mut() else {
+            return Reply::bad_sequence("need MAIL before RCPT");
+        };
+        if !may_relay {
+            tracing::info!(session = %self.id, outcome = "refused", reason = "relay denied", "rcpt");
+            return Reply::relay_denied();
+        }
+        let Ok(rcpt) = address::normalize(to) else {
+            return Reply::bad_address();
+        };
+        if tx.recipients.len() >= self.state.config.smtp.max_recipients {
+            return Reply::too_many_recipients();
+        }
+        match self.state.policy.check(&tx.sender, &rcpt, None) {
+            Ok(Verdict::Allow) => {
+                tx.recipients.push(Recipient { address: rcpt, dropped: false });
+                Reply::recipient_ok()
+            }
+            Ok(Verdict::Suppressed { scope, reason }) => {
+                Metrics::inc(&self.state.metrics.suppression_hits);
+                match self.state.config.suppression.on_suppressed {
+                    OnSuppressed::Reject => {
+                        Metrics::inc(&self.state.metrics.recipients_rejected);
+                        tracing::info!(session = %self.id, outcome = "suppressed", action = "reject", %scope, reason = reason.as_str(), "rcpt");
+                        Reply::suppressed(&rcpt, reason.as_str())
+                    }
+                    OnSuppressed::Drop => {
+                        tracing::info!(session = %self.id, outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "rcpt");
+                        tx.recipients.push(Recipient { address: rcpt, dropped: true });
+                        Reply::recipient_ok()
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "suppression lookup failed");
+                Reply::local_error()
+            }
+        }
+    }
+
+    fn data(&mut self) -> (Reply, Next) {
+        match &self.transaction {
+            None => (Reply::bad_sequence("need MAIL before DATA"), Next::Command),
+            Some(tx) if tx.recipients.is_empty() => (Reply::no_valid_recipients(), Next::Command),
+            Some(_) => (Reply::start_data(), Next::Data),
+        }
+    }
+
+    fn starttls(&mut self) -> (Reply, Next) {
+        if !self.tls_available || self.tls {
+            return (Reply::tls_not_available(), Next::Command);
+        }
+        (Reply::ready_to_start_tls(), Next::StartTls)
+    }
+
+    async fn auth_start(&mut self, mechanism: u64, initial: &str) -> (Reply, Next) {
+        if self.state.config.smtp.users.is_empty() {
+            return (Reply::not_implemented(), Next::Command);
+        }
+        if !self.tls {
+            return (Reply::auth_needs_tls(), Next::Command);
+        }
+        if self.user.is_some() || self.transaction.is_some() {
+            return (Reply::bad_sequence("already authenticated or in a transaction"), Next::Command);
+        }
+        match AuthExchange::start(mechanism, initial) {
+            Err(reply) => (reply, Next::Command),
+            Ok((exchange, step)) => {
+                self.auth = Some(exchange);
+                self.auth_step(step).await
+            }
+        }
+    }
+
+    /// Handles one SASL response line.
+    pub async fn auth_response(&mut self, line: &[u8]) -> (Reply, Next) {
+        let Some(exchange) = self.auth.as_mut() else {
+            return (Reply::bad_sequence("no AUTH in progress"), Next::Command);
+        };
+        let step = exchange.respond(line);
+        self.auth_step(step).await
+    }
+
+    async fn auth_step(&mut self, step: AuthStep) -> (Reply, Next) {
+        match step {
+            AuthStep::Challenge(c) => (Reply::auth_challenge(&c), Next::AuthResponse),
+            AuthStep::Failed(reply) => {
+                self.auth = None;
+                (reply, Next::Command)
+            }
+            AuthStep::Credentials { user, password } => {
+                self.auth = None;
+                if super::auth::verify(&self.state.config.smtp.users, &user, &password).await {
+                    tracing::info!(session = %self.id, user = %user, "authenticated");
+                    self.user = Some(user);
+                    (Reply::auth_ok(), Next::Command)
+                } else {
+                    tracing::warn!(session = %self.id, "authentication failed");
+                    (Reply::auth_failed(), Next::Command)
+                }
+            }
+        }
+    }
+
+    /// Size limit for the DATA decoder.
+    pub fn max_message_size(&self) -> usize {
+        self.state.config.smtp.max_message_size
+    }
+
+    /// Counts a new connection.
+    pub fn count_connection(&self) {
+        self.state.metrics.smtp_connections.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The reply for a line smtp-proto could not parse.
+fn parse_error_reply(e: &ParseError) -> Reply {
+    match e {
+        ParseError::UnknownCommand => Reply::unknown_command(),
+        ParseError::InvalidSenderAddress => Reply::bad_sender_address(),
+        ParseError::InvalidRecipientAddress => Reply::bad_address(),
+        ParseError::SyntaxError { syntax } => Reply::syntax_error(syntax),
+        ParseError::InvalidParameter { param } => Reply::bad_parameter(param),
+        ParseError::UnsupportedParameter { param } => Reply::parameter_not_implemented(param),
+        ParseError::ResponseTooLong => Reply::line_too_long(),
+        ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => Reply::syntax_error("incomplete command"),
+    }
+}
