@@ -71,6 +71,12 @@ impl Store {
         Ok(Some(record))
     }
 
+    /// Follows one record: [`MessageWatch::changed`] returns at its next write. Subscribe
+    /// before reading the record so no change is missed in between.
+    pub fn watch_message(&self, md_id: &str) -> MessageWatch {
+        MessageWatch(self.messages.watch_prefix(md_id.as_bytes()))
+    }
+
     /// Removes records created before `cutoff` (Unix seconds); how many. Keys start with the
     /// creation time in milliseconds, so this reads only what it removes.
     pub fn messages_purge_before(&self, cutoff: i64) -> Result<usize, StoreError> {
@@ -82,5 +88,15 @@ impl Store {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+/// A subscription to changes of one message record (see [`Store::watch_message`]).
+pub struct MessageWatch(sled::Subscriber);
+
+impl MessageWatch {
+    /// Waits for the next write to the record.
+    pub async fn changed(&mut self) {
+        (&mut self.0).await;
     }
 }

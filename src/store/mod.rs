@@ -28,7 +28,7 @@ mod suppressions;
 use std::path::Path;
 
 pub use allowlist::AllowEntry;
-pub use messages::{MessageRecord, Status};
+pub use messages::{MessageRecord, MessageWatch, Status};
 pub use queue::{QueuedMessage, QueuedRecipient};
 pub use suppressions::{List, Reason, Scope, Suppression, SuppressionKey};
 
