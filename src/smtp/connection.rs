@@ -95,7 +95,7 @@ where
         };
         match read {
             Err(_elapsed) => {
-                tracing::info!(session = %session.id, "idle timeout");
+                tracing::info!("idle timeout");
                 Reply::timeout(&hostname).write_to(&mut out);
                 write_all(stream, &mut out).await?;
                 return Ok(Exit::Closed);

@@ -21,7 +21,7 @@ impl Session {
         let content = match content {
             Ok(c) => c,
             Err(TooBig) => {
-                tracing::info!(session = %self.id, outcome = "refused", reason = "too big", "data");
+                tracing::info!(outcome = "refused", reason = "too big", "data");
                 return Reply::message_too_big();
             }
         };
@@ -38,11 +38,11 @@ impl Session {
                     Ok(Verdict::Allow) => {}
                     Ok(Verdict::Suppressed { scope, reason }) => {
                         Metrics::inc(&self.state.metrics.suppression_hits);
-                        tracing::info!(session = %self.id, md_id = %id, outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "tag-scoped");
+                        tracing::info!(md_id = %id, outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "tag-scoped");
                         dropped = true;
                     }
                     Err(e) => {
-                        tracing::error!(session = %self.id, error = %e, "suppression lookup failed");
+                        tracing::error!(error = %e, "suppression lookup failed");
                         return Reply::local_error();
                     }
                 }
@@ -79,19 +79,19 @@ impl Session {
         };
         let body = self.with_trace_header(&queue_id, content);
         if let Err(e) = self.state.store.enqueue(&queued, &body, &records) {
-            tracing::error!(session = %self.id, error = %e, "cannot store message");
+            tracing::error!(error = %e, "cannot store message");
             return Reply::local_error();
         }
         // The durability point: after this flush a crash loses nothing (see store docs).
         if let Err(e) = self.state.store.flush().await {
-            tracing::error!(session = %self.id, error = %e, "cannot flush store");
+            tracing::error!(error = %e, "cannot flush store");
             return Reply::local_error();
         }
         Metrics::inc(&self.state.metrics.messages_accepted);
         for r in &records {
             if r.status == Status::Queued {
                 Metrics::inc(&self.state.metrics.recipients_accepted);
-                tracing::info!(session = %self.id, md_id = %r.id, outcome = "accepted", "recipient");
+                tracing::info!(md_id = %r.id, outcome = "accepted", "recipient");
             }
         }
         if !queued.recipients.is_empty() {

@@ -153,7 +153,7 @@ impl Session {
             return Reply::bad_sequence("nested MAIL command");
         }
         if !self.may_relay() && !self.state.config.smtp.users.is_empty() {
-            tracing::info!(session = %self.id, outcome = "refused", reason = "auth required", "mail from");
+            tracing::info!(outcome = "refused", reason = "auth required", "mail from");
             return Reply::auth_required();
         }
         if size > self.state.config.smtp.max_message_size {
@@ -180,7 +180,7 @@ impl Session {
             return Reply::bad_sequence("need MAIL before RCPT");
         };
         if !may_relay {
-            tracing::info!(session = %self.id, outcome = "refused", reason = "relay denied", "rcpt");
+            tracing::info!(outcome = "refused", reason = "relay denied", "rcpt");
             return Reply::relay_denied();
         }
         let Ok(rcpt) = address::normalize(to) else {
@@ -199,18 +199,18 @@ impl Session {
                 match self.state.config.suppression.on_suppressed {
                     OnSuppressed::Reject => {
                         Metrics::inc(&self.state.metrics.recipients_rejected);
-                        tracing::info!(session = %self.id, outcome = "suppressed", action = "reject", %scope, reason = reason.as_str(), "rcpt");
+                        tracing::info!(outcome = "suppressed", action = "reject", %scope, reason = reason.as_str(), "rcpt");
                         Reply::suppressed(&rcpt, reason.as_str())
                     }
                     OnSuppressed::Drop => {
-                        tracing::info!(session = %self.id, outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "rcpt");
+                        tracing::info!(outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "rcpt");
                         tx.recipients.push(Recipient { address: rcpt, dropped: true });
                         Reply::recipient_ok()
                     }
                 }
             }
             Err(e) => {
-                tracing::error!(session = %self.id, error = %e, "suppression lookup failed");
+                tracing::error!(error = %e, "suppression lookup failed");
                 Reply::local_error()
             }
         }
@@ -269,11 +269,11 @@ impl Session {
             AuthStep::Credentials { user, password } => {
                 self.auth = None;
                 if super::auth::verify(&self.state.config.smtp.users, &user, &password).await {
-                    tracing::info!(session = %self.id, user = %user, "authenticated");
+                    tracing::info!(user = %user, "authenticated");
                     self.user = Some(user);
                     (Reply::auth_ok(), Next::Command)
                 } else {
-                    tracing::warn!(session = %self.id, "authentication failed");
+                    tracing::warn!("authentication failed");
                     (Reply::auth_failed(), Next::Command)
                 }
             }
