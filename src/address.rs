@@ -51,7 +51,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        for bad in ["", "bob", "@example.com", "bob@", "a b@example.com", "<a@b>"] {
+        for bad in [
+            "",
+            "bob",
+            "@example.com",
+            "bob@",
+            "a b@example.com",
+            "<a@b>",
+        ] {
             assert!(normalize(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(

@@ -64,7 +64,11 @@ impl App {
 
     /// Serves until `shutdown` is cancelled, then drains: accept loops stop, sessions finish
     /// the message in flight or answer 421, deliveries in progress end, the store is flushed.
-    pub async fn run(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), AppError> {
+    pub async fn run(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> Result<(), AppError> {
         let state = self.state;
         let config = state.config.clone();
         let smtp_tls = config
@@ -73,14 +77,20 @@ impl App {
             .as_ref()
             .map(crate::tls::acceptor)
             .transpose()
-            .map_err(|source| AppError::Tls { key: "smtp.tls", source })?;
+            .map_err(|source| AppError::Tls {
+                key: "smtp.tls",
+                source,
+            })?;
         let http_tls = config
             .http
             .tls
             .as_ref()
             .map(crate::tls::acceptor)
             .transpose()
-            .map_err(|source| AppError::Tls { key: "http.tls", source })?;
+            .map_err(|source| AppError::Tls {
+                key: "http.tls",
+                source,
+            })?;
         crate::tls::install_crypto_provider();
 
         let tracker = TaskTracker::new();
@@ -88,7 +98,13 @@ impl App {
         if recovered > 0 {
             tracing::info!(count = recovered, "queued messages scheduled for delivery");
         }
-        queue::worker::start(&state, self.jobs, Upstream::new(&config.upstream), shutdown.clone(), &tracker);
+        queue::worker::start(
+            &state,
+            self.jobs,
+            Upstream::new(&config.upstream),
+            shutdown.clone(),
+            &tracker,
+        );
         tracker.spawn(crate::smtp::serve(
             listeners.smtp,
             state.clone(),
@@ -96,7 +112,12 @@ impl App {
             shutdown.clone(),
             tracker.clone(),
         ));
-        let http = tokio::spawn(crate::http::serve(listeners.http, http_tls, state.clone(), shutdown.clone()));
+        let http = tokio::spawn(crate::http::serve(
+            listeners.http,
+            http_tls,
+            state.clone(),
+            shutdown.clone(),
+        ));
         tracker.spawn(retention(state.clone(), shutdown.clone()));
 
         state.ready.store(true, Ordering::Relaxed);
@@ -107,7 +128,10 @@ impl App {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         state.ready.store(false, Ordering::Relaxed);
         tracker.close();
-        if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("drain deadline passed; stopping with work in flight (it stays queued)");
         }
         let http_result = http.await;

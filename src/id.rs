@@ -11,7 +11,11 @@ pub fn new_queue_id() -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    format!("{:012X}{:08X}", ms & 0xFFFF_FFFF_FFFF, rand::random::<u32>())
+    format!(
+        "{:012X}{:08X}",
+        ms & 0xFFFF_FFFF_FFFF,
+        rand::random::<u32>()
+    )
 }
 
 /// The message id of recipient number `index` (from 1) of queue id `queue_id`.

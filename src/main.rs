@@ -11,7 +11,11 @@ use quell::config::{self, Config, LogFormat};
 use quell::shutdown::{self, CancellationToken};
 
 #[derive(Parser, Debug)]
-#[command(name = "quell", version, about = "SMTP relay that enforces email suppression")]
+#[command(
+    name = "quell",
+    version,
+    about = "SMTP relay that enforces email suppression"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,7 +41,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {

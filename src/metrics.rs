@@ -32,20 +32,83 @@ impl Metrics {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
         let mut line = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        line("quell_smtp_connections_total", "counter", "SMTP connections accepted.", g(&self.smtp_connections).to_string());
-        line("quell_messages_accepted_total", "counter", "Messages acknowledged with 250 after DATA.", g(&self.messages_accepted).to_string());
-        line("quell_recipients_accepted_total", "counter", "Recipient copies queued for delivery.", g(&self.recipients_accepted).to_string());
-        line("quell_recipients_forwarded_total", "counter", "Recipient copies the upstream accepted.", g(&self.recipients_forwarded).to_string());
-        line("quell_recipients_rejected_total", "counter", "Recipients refused at RCPT because they are suppressed.", g(&self.recipients_rejected).to_string());
-        line("quell_recipients_dropped_total", "counter", "Suppressed recipients accepted and never forwarded.", g(&self.recipients_dropped).to_string());
-        line("quell_recipients_deferred_total", "counter", "Delivery attempts answered 4xx or failed to connect.", g(&self.recipients_deferred).to_string());
-        line("quell_recipients_bounced_total", "counter", "Recipient copies failed permanently.", g(&self.recipients_bounced).to_string());
-        line("quell_suppression_hits_total", "counter", "Lookups that found an applicable suppression.", g(&self.suppression_hits).to_string());
-        line("quell_queue_depth", "gauge", "Transactions waiting in the delivery queue.", g(&self.queue_depth).to_string());
-        line("quell_upstream_sends_total", "counter", "Upstream transactions attempted.", g(&self.upstream_sends).to_string());
-        line("quell_upstream_latency_seconds_sum", "counter", "Total time spent in upstream transactions.", format!("{:.6}", g(&self.upstream_latency_us) as f64 / 1e6));
+        line(
+            "quell_smtp_connections_total",
+            "counter",
+            "SMTP connections accepted.",
+            g(&self.smtp_connections).to_string(),
+        );
+        line(
+            "quell_messages_accepted_total",
+            "counter",
+            "Messages acknowledged with 250 after DATA.",
+            g(&self.messages_accepted).to_string(),
+        );
+        line(
+            "quell_recipients_accepted_total",
+            "counter",
+            "Recipient copies queued for delivery.",
+            g(&self.recipients_accepted).to_string(),
+        );
+        line(
+            "quell_recipients_forwarded_total",
+            "counter",
+            "Recipient copies the upstream accepted.",
+            g(&self.recipients_forwarded).to_string(),
+        );
+        line(
+            "quell_recipients_rejected_total",
+            "counter",
+            "Recipients refused at RCPT because they are suppressed.",
+            g(&self.recipients_rejected).to_string(),
+        );
+        line(
+            "quell_recipients_dropped_total",
+            "counter",
+            "Suppressed recipients accepted and never forwarded.",
+            g(&self.recipients_dropped).to_string(),
+        );
+        line(
+            "quell_recipients_deferred_total",
+            "counter",
+            "Delivery attempts answered 4xx or failed to connect.",
+            g(&self.recipients_deferred).to_string(),
+        );
+        line(
+            "quell_recipients_bounced_total",
+            "counter",
+            "Recipient copies failed permanently.",
+            g(&self.recipients_bounced).to_string(),
+        );
+        line(
+            "quell_suppression_hits_total",
+            "counter",
+            "Lookups that found an applicable suppression.",
+            g(&self.suppression_hits).to_string(),
+        );
+        line(
+            "quell_queue_depth",
+            "gauge",
+            "Transactions waiting in the delivery queue.",
+            g(&self.queue_depth).to_string(),
+        );
+        line(
+            "quell_upstream_sends_total",
+            "counter",
+            "Upstream transactions attempted.",
+            g(&self.upstream_sends).to_string(),
+        );
+        line(
+            "quell_upstream_latency_seconds_sum",
+            "counter",
+            "Total time spent in upstream transactions.",
+            format!("{:.6}", g(&self.upstream_latency_us) as f64 / 1e6),
+        );
         out
     }
 }

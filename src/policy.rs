@@ -34,11 +34,21 @@ impl Policy {
 
     /// The verdict for normalised `sender` (empty for `<>`) and `recipient`. `tags` is `None` at
     /// RCPT time, when only entries for all mail apply, and the message's tags after DATA.
-    pub fn check(&self, sender: &str, recipient: &str, tags: Option<&[String]>) -> Result<Verdict, StoreError> {
+    pub fn check(
+        &self,
+        sender: &str,
+        recipient: &str,
+        tags: Option<&[String]>,
+    ) -> Result<Verdict, StoreError> {
         if self.store.is_allowlisted(recipient)? {
             return Ok(Verdict::Allow);
         }
-        let transactional = !sender.is_empty() && self.config.transactional_senders.iter().any(|s| s == sender);
+        let transactional = !sender.is_empty()
+            && self
+                .config
+                .transactional_senders
+                .iter()
+                .any(|s| s == sender);
         let now = now_secs();
         let mut scopes = vec![Scope::Global];
         if !sender.is_empty() {
@@ -84,20 +94,52 @@ mod tests {
     }
 
     fn put(store: &Store, scope: Scope, rcpt: &str, e: Suppression) {
-        store.suppression_put(&SuppressionKey::new(scope, rcpt, e.reason.list()), &e).unwrap();
+        store
+            .suppression_put(&SuppressionKey::new(scope, rcpt, e.reason.list()), &e)
+            .unwrap();
     }
 
     #[test]
     fn scopes_apply_to_the_right_senders() {
         let (_d, store, p) = setup(&[]);
-        put(&store, Scope::Sender("news@a.io".into()), "r1@x.io", Suppression::new(Reason::Unsub, 0));
-        put(&store, Scope::Domain("b.io".into()), "r2@x.io", Suppression::new(Reason::Unsub, 0));
-        put(&store, Scope::Global, "r3@x.io", Suppression::new(Reason::HardBounce, 0));
-        assert!(matches!(p.check("news@a.io", "r1@x.io", None).unwrap(), Verdict::Suppressed { .. }));
-        assert_eq!(p.check("other@a.io", "r1@x.io", None).unwrap(), Verdict::Allow);
-        assert!(matches!(p.check("any@b.io", "r2@x.io", None).unwrap(), Verdict::Suppressed { .. }));
-        assert_eq!(p.check("any@a.io", "r2@x.io", None).unwrap(), Verdict::Allow);
-        assert!(matches!(p.check("", "r3@x.io", None).unwrap(), Verdict::Suppressed { .. }));
+        put(
+            &store,
+            Scope::Sender("news@a.io".into()),
+            "r1@x.io",
+            Suppression::new(Reason::Unsub, 0),
+        );
+        put(
+            &store,
+            Scope::Domain("b.io".into()),
+            "r2@x.io",
+            Suppression::new(Reason::Unsub, 0),
+        );
+        put(
+            &store,
+            Scope::Global,
+            "r3@x.io",
+            Suppression::new(Reason::HardBounce, 0),
+        );
+        assert!(matches!(
+            p.check("news@a.io", "r1@x.io", None).unwrap(),
+            Verdict::Suppressed { .. }
+        ));
+        assert_eq!(
+            p.check("other@a.io", "r1@x.io", None).unwrap(),
+            Verdict::Allow
+        );
+        assert!(matches!(
+            p.check("any@b.io", "r2@x.io", None).unwrap(),
+            Verdict::Suppressed { .. }
+        ));
+        assert_eq!(
+            p.check("any@a.io", "r2@x.io", None).unwrap(),
+            Verdict::Allow
+        );
+        assert!(matches!(
+            p.check("", "r3@x.io", None).unwrap(),
+            Verdict::Suppressed { .. }
+        ));
     }
 
     #[test]
@@ -107,20 +149,51 @@ mod tests {
         tagged.tags = vec!["news".into()];
         put(&store, Scope::Global, "t@x.io", tagged);
         assert_eq!(p.check("s@a.io", "t@x.io", None).unwrap(), Verdict::Allow);
-        assert!(matches!(p.check("s@a.io", "t@x.io", Some(&["news".into()])).unwrap(), Verdict::Suppressed { .. }));
-        assert_eq!(p.check("s@a.io", "t@x.io", Some(&["billing".into()])).unwrap(), Verdict::Allow);
+        assert!(matches!(
+            p.check("s@a.io", "t@x.io", Some(&["news".into()])).unwrap(),
+            Verdict::Suppressed { .. }
+        ));
+        assert_eq!(
+            p.check("s@a.io", "t@x.io", Some(&["billing".into()]))
+                .unwrap(),
+            Verdict::Allow
+        );
 
         let mut expired = Suppression::new(Reason::SoftBounce, 0);
         expired.expires_at = Some(1);
         put(&store, Scope::Global, "e@x.io", expired);
         assert_eq!(p.check("s@a.io", "e@x.io", None).unwrap(), Verdict::Allow);
 
-        put(&store, Scope::Global, "u@x.io", Suppression::new(Reason::Unsub, 0));
-        put(&store, Scope::Global, "b@x.io", Suppression::new(Reason::HardBounce, 0));
-        assert_eq!(p.check("receipts@a.io", "u@x.io", None).unwrap(), Verdict::Allow);
-        assert!(matches!(p.check("receipts@a.io", "b@x.io", None).unwrap(), Verdict::Suppressed { .. }));
+        put(
+            &store,
+            Scope::Global,
+            "u@x.io",
+            Suppression::new(Reason::Unsub, 0),
+        );
+        put(
+            &store,
+            Scope::Global,
+            "b@x.io",
+            Suppression::new(Reason::HardBounce, 0),
+        );
+        assert_eq!(
+            p.check("receipts@a.io", "u@x.io", None).unwrap(),
+            Verdict::Allow
+        );
+        assert!(matches!(
+            p.check("receipts@a.io", "b@x.io", None).unwrap(),
+            Verdict::Suppressed { .. }
+        ));
 
-        store.allowlist_put("b@x.io", &AllowEntry { detail: String::new(), created_at: 0 }).unwrap();
+        store
+            .allowlist_put(
+                "b@x.io",
+                &AllowEntry {
+                    detail: String::new(),
+                    created_at: 0,
+                },
+            )
+            .unwrap();
         assert_eq!(p.check("s@a.io", "b@x.io", None).unwrap(), Verdict::Allow);
     }
 }

@@ -19,7 +19,10 @@ use crate::config::TlsFiles;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("no certificate in {0}")]
     NoCertificate(String),
     #[error("no private key in {0}")]
@@ -37,10 +40,12 @@ pub fn install_crypto_provider() {
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     install_crypto_provider();
     let read = |path: &std::path::Path| {
-        std::fs::File::open(path).map(BufReader::new).map_err(|source| TlsError::Read {
-            path: path.display().to_string(),
-            source,
-        })
+        std::fs::File::open(path)
+            .map(BufReader::new)
+            .map_err(|source| TlsError::Read {
+                path: path.display().to_string(),
+                source,
+            })
     };
     let certs = rustls_pemfile::certs(&mut read(&files.cert_file)?)
         .collect::<Result<Vec<_>, _>>()
@@ -49,7 +54,9 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
             source,
         })?;
     if certs.is_empty() {
-        return Err(TlsError::NoCertificate(files.cert_file.display().to_string()));
+        return Err(TlsError::NoCertificate(
+            files.cert_file.display().to_string(),
+        ));
     }
     let key = rustls_pemfile::private_key(&mut read(&files.key_file)?)
         .map_err(|source| TlsError::Read {
@@ -82,7 +89,9 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let handshaken = tx.clone();
                 tokio::spawn(async move {
-                    if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
                         let _ = handshaken.send((tls, peer)).await;
                     }
                 });

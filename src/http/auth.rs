@@ -21,13 +21,19 @@ pub fn key_is_valid(state: &AppState, candidate: &str) -> bool {
 
 /// The key from `Authorization: Basic base64(user:key)` or `Authorization: Bearer key`.
 pub fn key_from_header(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, rest) = value.trim().split_once(' ')?;
     if scheme.eq_ignore_ascii_case("bearer") {
         return Some(rest.trim().to_string());
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (_, key) = text.split_once(':')?;
         return Some(key.to_string());
@@ -43,7 +49,10 @@ pub struct ApiKey;
 impl FromRequestParts<AppState> for ApiKey {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match key_from_header(parts) {
             Some(key) if key_is_valid(state, &key) => Ok(ApiKey),
             _ => Err(ApiError::unauthorized()),

@@ -15,7 +15,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/messages/{id}", get(get_message))
 }
 
-async fn get_message(_: ApiKey, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_message(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     if id.contains('.') {
         let record = state
             .store

@@ -14,7 +14,10 @@ pub fn take_tags(message: &[u8]) -> (Vec<String>, Cow<'_, [u8]>) {
     let mut removed: Vec<(usize, usize)> = Vec::new();
     for field in header_fields(message) {
         let name = &message[field.start..field.colon];
-        if !TAG_HEADERS.iter().any(|h| name.trim_ascii().eq_ignore_ascii_case(h.as_bytes())) {
+        if !TAG_HEADERS
+            .iter()
+            .any(|h| name.trim_ascii().eq_ignore_ascii_case(h.as_bytes()))
+        {
             continue;
         }
         let value = String::from_utf8_lossy(&message[field.colon + 1..field.end]);
@@ -92,7 +95,10 @@ mod tests {
         let msg = b"From: a@x\r\nX-MC-Tags: news, Promo\r\nX-Mailgun-Tag: weekly\r\nX-Mailgun-Tag: news\r\nSubject: s\r\n\r\nX-MC-Tags: body stays\r\n";
         let (tags, out) = take_tags(msg);
         assert_eq!(tags, ["news", "Promo", "weekly"]);
-        assert_eq!(&out[..], b"From: a@x\r\nSubject: s\r\n\r\nX-MC-Tags: body stays\r\n");
+        assert_eq!(
+            &out[..],
+            b"From: a@x\r\nSubject: s\r\n\r\nX-MC-Tags: body stays\r\n"
+        );
     }
 
     #[test]

@@ -60,7 +60,10 @@ impl Scheduler {
 
     /// Claims `id` for one worker; false if another worker has it.
     pub(crate) fn claim(&self, id: &str) -> bool {
-        self.in_flight.lock().expect("in-flight lock").insert(id.to_string())
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(id.to_string())
     }
 
     pub(crate) fn release(&self, id: &str) {

@@ -51,7 +51,9 @@ impl SendError {
             let parts: Vec<&str> = w.split('.').collect();
             parts.len() == 3
                 && matches!(parts[0], "2" | "4" | "5")
-                && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+                && parts[1..]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
         })
     }
 
@@ -63,7 +65,10 @@ impl SendError {
 
     /// A permanent failure about the recipient's mailbox (5.1.x): a hard bounce.
     pub fn is_hard_bounce(&self) -> bool {
-        !self.transient && self.enhanced_status().is_some_and(|s| s.starts_with("5.1."))
+        !self.transient
+            && self
+                .enhanced_status()
+                .is_some_and(|s| s.starts_with("5.1."))
     }
 }
 
@@ -77,15 +82,23 @@ pub struct Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("host", &self.config.host).field("port", &self.config.port).finish()
+        f.debug_struct("Upstream")
+            .field("host", &self.config.host)
+            .field("port", &self.config.port)
+            .finish()
     }
 }
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Upstream {
         let tls = (config.tls != UpstreamTls::None).then(|| {
-            let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            Arc::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
         });
         Upstream {
             config: config.clone(),
@@ -144,19 +157,29 @@ impl Upstream {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| SendError::transient(format!("TLS with upstream failed: {e}")))?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(ImplicitTls(stream)), &self.client_id).await
+                AsyncSmtpConnection::connect_with_transport(
+                    Box::new(ImplicitTls(stream)),
+                    &self.client_id,
+                )
+                .await
             }
             _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.client_id).await,
         }
         .map_err(|e| SendError::from_lettre(&e))?;
         if self.config.tls == UpstreamTls::StartTls {
-            let params = TlsParameters::new(self.config.host.clone()).map_err(|e| SendError::from_lettre(&e))?;
-            conn.starttls(params, &self.client_id).await.map_err(|e| SendError::from_lettre(&e))?;
-        }
-        if let Some((user, pass)) = &self.config.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &Credentials::new(user.clone(), pass.clone()))
+            let params = TlsParameters::new(self.config.host.clone())
+                .map_err(|e| SendError::from_lettre(&e))?;
+            conn.starttls(params, &self.client_id)
                 .await
                 .map_err(|e| SendError::from_lettre(&e))?;
+        }
+        if let Some((user, pass)) = &self.config.credentials {
+            conn.auth(
+                &[Mechanism::Plain, Mechanism::Login],
+                &Credentials::new(user.clone(), pass.clone()),
+            )
+            .await
+            .map_err(|e| SendError::from_lettre(&e))?;
         }
         Ok(conn)
     }
@@ -172,7 +195,9 @@ fn envelope(sender: &str, recipient: &str) -> Result<Envelope, SendError> {
     } else {
         Some(sender.parse::<Address>().map_err(|e| bad("sender", e))?)
     };
-    let to = recipient.parse::<Address>().map_err(|e| bad("recipient", e))?;
+    let to = recipient
+        .parse::<Address>()
+        .map_err(|e| bad("recipient", e))?;
     Envelope::new(from, vec![to]).map_err(|e| SendError {
         transient: false,
         reply: format!("invalid envelope: {e}"),
@@ -184,13 +209,21 @@ fn envelope(sender: &str, recipient: &str) -> Result<Envelope, SendError> {
 struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
 
 impl AsyncRead for ImplicitTls {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ImplicitTls {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -213,12 +246,21 @@ mod tests {
 
     #[test]
     fn hard_bounce_detection() {
-        let e = SendError { transient: false, reply: "permanent error (550): 5.1.1 no such user".into() };
+        let e = SendError {
+            transient: false,
+            reply: "permanent error (550): 5.1.1 no such user".into(),
+        };
         assert_eq!(e.enhanced_status(), Some("5.1.1"));
         assert!(e.is_hard_bounce());
-        let e = SendError { transient: false, reply: "permanent error (550): 5.7.1 policy".into() };
+        let e = SendError {
+            transient: false,
+            reply: "permanent error (550): 5.7.1 policy".into(),
+        };
         assert!(!e.is_hard_bounce());
-        let e = SendError { transient: true, reply: "transient error (450): 4.1.1 try later".into() };
+        let e = SendError {
+            transient: true,
+            reply: "transient error (450): 4.1.1 try later".into(),
+        };
         assert!(!e.is_hard_bounce());
     }
 }

@@ -19,10 +19,18 @@ use crate::id::now_secs;
 use crate::metrics::Metrics;
 use crate::shutdown::CancellationToken;
 use crate::state::AppState;
-use crate::store::{QueuedRecipient, Reason, Scope, Status, StoreError, Suppression, SuppressionKey};
+use crate::store::{
+    QueuedRecipient, Reason, Scope, Status, StoreError, Suppression, SuppressionKey,
+};
 
 /// Starts the workers on `tracker`; they stop at `shutdown` after the attempt in progress.
-pub fn start(state: &AppState, jobs: Arc<Jobs>, upstream: Upstream, shutdown: CancellationToken, tracker: &TaskTracker) {
+pub fn start(
+    state: &AppState,
+    jobs: Arc<Jobs>,
+    upstream: Upstream,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) {
     for n in 0..state.config.upstream.connections {
         let state = state.clone();
         let jobs = jobs.clone();
@@ -59,7 +67,9 @@ pub fn recover(state: &AppState) -> Result<usize, StoreError> {
     for message in &queued {
         let wait = message.next_attempt_at.saturating_sub(now);
         if wait > 0 {
-            state.scheduler.after(message.id.clone(), Duration::from_secs(wait as u64));
+            state
+                .scheduler
+                .after(message.id.clone(), Duration::from_secs(wait as u64));
         } else {
             state.scheduler.now(message.id.clone());
         }
@@ -87,9 +97,14 @@ async fn attempt(
     let mut deferred: Vec<(QueuedRecipient, SendError)> = Vec::new();
     for rcpt in std::mem::take(&mut message.recipients) {
         let started = Instant::now();
-        let result = upstream.send(connection, &message.sender, &rcpt.address, &body).await;
+        let result = upstream
+            .send(connection, &message.sender, &rcpt.address, &body)
+            .await;
         Metrics::inc(&state.metrics.upstream_sends);
-        state.metrics.upstream_latency_us.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.upstream_latency_us.fetch_add(
+            started.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         match result {
             Ok(reply) => {
                 Metrics::inc(&state.metrics.recipients_forwarded);
@@ -99,19 +114,29 @@ async fn attempt(
             Err(e) if e.transient => {
                 Metrics::inc(&state.metrics.recipients_deferred);
                 tracing::info!(md_id = %rcpt.md_id, outcome = "deferred", attempts = message.attempts, reply = %e.reply, "recipient");
-                record(state, &rcpt.md_id, Status::Deferred, message.attempts, e.reply.clone())?;
+                record(
+                    state,
+                    &rcpt.md_id,
+                    Status::Deferred,
+                    message.attempts,
+                    e.reply.clone(),
+                )?;
                 deferred.push((rcpt, e));
             }
             Err(e) => bounce(state, &rcpt, message.attempts, &e)?,
         }
     }
     let now = now_secs();
-    let expired = now.saturating_sub(message.received_at) >= state.config.queue.max_age.as_secs() as i64;
+    let expired =
+        now.saturating_sub(message.received_at) >= state.config.queue.max_age.as_secs() as i64;
     if expired {
         for (rcpt, e) in &deferred {
             let e = SendError {
                 transient: false,
-                reply: format!("gave up after {} attempts (queue.max_age); last reply: {}", message.attempts, e.reply),
+                reply: format!(
+                    "gave up after {} attempts (queue.max_age); last reply: {}",
+                    message.attempts, e.reply
+                ),
             };
             bounce(state, rcpt, message.attempts, &e)?;
         }
@@ -131,7 +156,13 @@ async fn attempt(
     Ok(())
 }
 
-fn record(state: &AppState, md_id: &str, status: Status, attempts: u32, reply: String) -> Result<(), StoreError> {
+fn record(
+    state: &AppState,
+    md_id: &str,
+    status: Status,
+    attempts: u32,
+    reply: String,
+) -> Result<(), StoreError> {
     state.store.message_update(md_id, |r| {
         r.status = status;
         r.attempts = attempts;
@@ -142,17 +173,33 @@ fn record(state: &AppState, md_id: &str, status: Status, attempts: u32, reply: S
 }
 
 /// A permanent failure: the copy is `bounced`; a 5.1.x also suppresses the address globally.
-fn bounce(state: &AppState, rcpt: &QueuedRecipient, attempts: u32, e: &SendError) -> Result<(), StoreError> {
+fn bounce(
+    state: &AppState,
+    rcpt: &QueuedRecipient,
+    attempts: u32,
+    e: &SendError,
+) -> Result<(), StoreError> {
     Metrics::inc(&state.metrics.recipients_bounced);
     tracing::info!(md_id = %rcpt.md_id, outcome = "bounced", attempts, reply = %e.reply, "recipient");
-    record(state, &rcpt.md_id, Status::Bounced, attempts, e.reply.clone())?;
+    record(
+        state,
+        &rcpt.md_id,
+        Status::Bounced,
+        attempts,
+        e.reply.clone(),
+    )?;
     if e.is_hard_bounce() {
         let now = now_secs();
         let entry = Suppression {
             reason: Reason::HardBounce,
             tags: vec!["*".to_string()],
             created_at: now,
-            expires_at: state.config.suppression.expiry.hard_bounce.map(|d| now + d.as_secs() as i64),
+            expires_at: state
+                .config
+                .suppression
+                .expiry
+                .hard_bounce
+                .map(|d| now + d.as_secs() as i64),
             detail: e.reply.clone(),
             md_id: Some(rcpt.md_id.clone()),
             code: e.code(),

@@ -27,7 +27,10 @@ pub enum AuthStep {
     /// Send `334 <challenge>` and read a response line.
     Challenge(String),
     Failed(Reply),
-    Credentials { user: String, password: String },
+    Credentials {
+        user: String,
+        password: String,
+    },
 }
 
 impl AuthExchange {
@@ -36,7 +39,9 @@ impl AuthExchange {
     pub fn start(mechanism: u64, initial: &str) -> Result<(AuthExchange, AuthStep), Reply> {
         let initial = initial.trim();
         if mechanism == smtp_proto::AUTH_PLAIN {
-            let mut ex = AuthExchange { state: State::Plain };
+            let mut ex = AuthExchange {
+                state: State::Plain,
+            };
             let step = if initial.is_empty() {
                 AuthStep::Challenge(String::new())
             } else {
@@ -44,7 +49,9 @@ impl AuthExchange {
             };
             Ok((ex, step))
         } else if mechanism == smtp_proto::AUTH_LOGIN {
-            let mut ex = AuthExchange { state: State::LoginUser };
+            let mut ex = AuthExchange {
+                state: State::LoginUser,
+            };
             let step = if initial.is_empty() {
                 AuthStep::Challenge(B64.encode("Username:"))
             } else {
@@ -89,7 +96,10 @@ impl AuthExchange {
                 self.state = State::LoginPassword { user: text };
                 AuthStep::Challenge(B64.encode("Password:"))
             }
-            State::LoginPassword { user } => AuthStep::Credentials { user, password: text },
+            State::LoginPassword { user } => AuthStep::Credentials {
+                user,
+                password: text,
+            },
         }
     }
 }
@@ -99,13 +109,20 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 /// Whether `password` is `user`'s, by argon2 verification on the blocking pool.
 pub async fn verify(users: &[SmtpUser], user: &str, password: &str) -> bool {
-    let found = users.iter().find(|u| u.name == user).map(|u| u.password_hash.clone());
+    let found = users
+        .iter()
+        .find(|u| u.name == user)
+        .map(|u| u.password_hash.clone());
     let known = found.is_some();
     let hash = found.unwrap_or_else(|| DUMMY_HASH.to_string());
     let password = password.to_string();
     let ok = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -120,13 +137,21 @@ mod tests {
 
     #[test]
     fn plain_and_login_exchanges() {
-        let (_, step) = AuthExchange::start(smtp_proto::AUTH_PLAIN, &B64.encode("\0bob\0pw")).unwrap();
-        assert!(matches!(step, AuthStep::Credentials { user, password } if user == "bob" && password == "pw"));
+        let (_, step) =
+            AuthExchange::start(smtp_proto::AUTH_PLAIN, &B64.encode("\0bob\0pw")).unwrap();
+        assert!(
+            matches!(step, AuthStep::Credentials { user, password } if user == "bob" && password == "pw")
+        );
 
         let (mut ex, step) = AuthExchange::start(smtp_proto::AUTH_LOGIN, "").unwrap();
         assert!(matches!(step, AuthStep::Challenge(c) if c == B64.encode("Username:")));
-        assert!(matches!(ex.respond(B64.encode("bob").as_bytes()), AuthStep::Challenge(_)));
-        assert!(matches!(ex.respond(B64.encode("pw").as_bytes()), AuthStep::Credentials { user, password } if user == "bob" && password == "pw"));
+        assert!(matches!(
+            ex.respond(B64.encode("bob").as_bytes()),
+            AuthStep::Challenge(_)
+        ));
+        assert!(
+            matches!(ex.respond(B64.encode("pw").as_bytes()), AuthStep::Credentials { user, password } if user == "bob" && password == "pw")
+        );
 
         let (mut ex, _) = AuthExchange::start(smtp_proto::AUTH_PLAIN, "").unwrap();
         assert!(matches!(ex.respond(b"*"), AuthStep::Failed(r) if r.code == 501));
@@ -136,8 +161,14 @@ mod tests {
     #[tokio::test]
     async fn verifies_argon2_hashes() {
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
-        let hash = Argon2::default().hash_password(b"secret", &salt).unwrap().to_string();
-        let users = vec![SmtpUser { name: "app".into(), password_hash: hash }];
+        let hash = Argon2::default()
+            .hash_password(b"secret", &salt)
+            .unwrap()
+            .to_string();
+        let users = vec![SmtpUser {
+            name: "app".into(),
+            password_hash: hash,
+        }];
         assert!(verify(&users, "app", "secret").await);
         assert!(!verify(&users, "app", "wrong").await);
         assert!(!verify(&users, "nobody", "secret").await);

@@ -100,7 +100,10 @@ impl DataDecoder {
             if self.state == State::Mid {
                 // Fast path: copy up to the next CR or LF.
                 let rest = &input[i..];
-                let n = rest.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(rest.len());
+                let n = rest
+                    .iter()
+                    .position(|&b| b == b'\r' || b == b'\n')
+                    .unwrap_or(rest.len());
                 self.push(&rest[..n]);
                 i += n;
                 if i == input.len() {
@@ -193,9 +196,17 @@ mod tests {
     #[test]
     fn data_table() {
         let cases: &[(&[u8], Option<&[u8]>, &[u8])] = &[
-            (b"Subject: x\r\n\r\nhi\r\n.\r\n", Some(b"Subject: x\r\n\r\nhi\r\n"), b""),
+            (
+                b"Subject: x\r\n\r\nhi\r\n.\r\n",
+                Some(b"Subject: x\r\n\r\nhi\r\n"),
+                b"",
+            ),
             (b".\r\n", Some(b""), b""),
-            (b"a\r\n..b\r\n.\r\nQUIT\r\n", Some(b"a\r\n.b\r\n"), b"QUIT\r\n"),
+            (
+                b"a\r\n..b\r\n.\r\nQUIT\r\n",
+                Some(b"a\r\n.b\r\n"),
+                b"QUIT\r\n",
+            ),
             // bare LF before the dot: not an end, normalised, dot kept as content
             (b"a\n.\r\nb\r\n.\r\n", Some(b"a\r\n.\r\nb\r\n"), b""),
             // bare LF line end then dot-LF: neither ends
@@ -210,8 +221,17 @@ mod tests {
         for (input, want, rest) in cases {
             let (got, left) = decode(input, 1000);
             match want {
-                Some(w) => assert_eq!(got, Some(Ok(w.to_vec())), "input {:?}", String::from_utf8_lossy(input)),
-                None => assert!(got.is_none(), "input {:?} ended", String::from_utf8_lossy(input)),
+                Some(w) => assert_eq!(
+                    got,
+                    Some(Ok(w.to_vec())),
+                    "input {:?}",
+                    String::from_utf8_lossy(input)
+                ),
+                None => assert!(
+                    got.is_none(),
+                    "input {:?} ended",
+                    String::from_utf8_lossy(input)
+                ),
             }
             assert_eq!(&left[..], *rest);
         }

@@ -27,7 +27,12 @@ enum Mode {
 
 /// Runs `session` over `stream` until the connection ends or switches to TLS. `greet` sends
 /// the 220 greeting first (not after STARTTLS).
-pub async fn drive<S>(stream: &mut S, session: &mut Session, shutdown: &CancellationToken, greet: bool) -> std::io::Result<Exit>
+pub async fn drive<S>(
+    stream: &mut S,
+    session: &mut Session,
+    shutdown: &CancellationToken,
+    greet: bool,
+) -> std::io::Result<Exit>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -54,7 +59,9 @@ where
                 session.message(decoder.finish()).await.write_to(&mut out);
                 continue;
             }
-            let Some(line) = lines.next_line(&mut input) else { break };
+            let Some(line) = lines.next_line(&mut input) else {
+                break;
+            };
             let (reply, next) = match (line, &mode) {
                 (Err(_), _) => {
                     session.auth = None;
@@ -82,7 +89,11 @@ where
         write_all(stream, &mut out).await?;
 
         let in_data = matches!(mode, Mode::Data(_));
-        let timeout = if in_data { data_timeout } else { command_timeout };
+        let timeout = if in_data {
+            data_timeout
+        } else {
+            command_timeout
+        };
         input.reserve(16 * 1024);
         let read = tokio::select! {
             r = tokio::time::timeout(timeout, stream.read_buf(&mut input)) => r,
@@ -107,7 +118,10 @@ where
     }
 }
 
-async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>) -> std::io::Result<()> {
+async fn write_all<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
     if !out.is_empty() {
         stream.write_all(out).await?;
         stream.flush().await?;

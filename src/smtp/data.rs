@@ -34,7 +34,11 @@ impl Session {
             let id = md_id(&queue_id, i + 1);
             let mut dropped = rcpt.dropped;
             if !dropped && !tags.is_empty() {
-                match self.state.policy.check(&tx.sender, &rcpt.address, Some(&tags)) {
+                match self
+                    .state
+                    .policy
+                    .check(&tx.sender, &rcpt.address, Some(&tags))
+                {
                     Ok(Verdict::Allow) => {}
                     Ok(Verdict::Suppressed { scope, reason }) => {
                         Metrics::inc(&self.state.metrics.suppression_hits);
@@ -53,7 +57,11 @@ impl Session {
                 sender: tx.sender.clone(),
                 recipient: rcpt.address.clone(),
                 tags: tags.clone(),
-                status: if dropped { Status::Rejected } else { Status::Queued },
+                status: if dropped {
+                    Status::Rejected
+                } else {
+                    Status::Queued
+                },
                 created_at: now,
                 updated_at: now,
                 attempts: 0,

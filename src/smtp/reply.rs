@@ -58,7 +58,13 @@ impl Reply {
 
     /// The EHLO reply with our extensions (RFC 1870 SIZE, 6152 8BITMIME, 2920 PIPELINING,
     /// 2034 ENHANCEDSTATUSCODES, 3207 STARTTLS, 4954 AUTH).
-    pub fn ehlo(hostname: &str, peer_name: &str, max_size: usize, starttls: bool, auth: bool) -> Reply {
+    pub fn ehlo(
+        hostname: &str,
+        peer_name: &str,
+        max_size: usize,
+        starttls: bool,
+        auth: bool,
+    ) -> Reply {
         let mut lines = vec![
             format!("{hostname} greets {peer_name}"),
             format!("SIZE {max_size}"),
@@ -136,15 +142,27 @@ impl Reply {
     }
 
     pub fn service_unavailable_shutdown(hostname: &str) -> Reply {
-        Reply::new(421, "4.3.2", format!("{hostname} Service shutting down, closing connection"))
+        Reply::new(
+            421,
+            "4.3.2",
+            format!("{hostname} Service shutting down, closing connection"),
+        )
     }
 
     pub fn too_many_connections(hostname: &str) -> Reply {
-        Reply::new(421, "4.7.0", format!("{hostname} Too many connections, try again later"))
+        Reply::new(
+            421,
+            "4.7.0",
+            format!("{hostname} Too many connections, try again later"),
+        )
     }
 
     pub fn timeout(hostname: &str) -> Reply {
-        Reply::new(421, "4.4.2", format!("{hostname} Timeout, closing connection"))
+        Reply::new(
+            421,
+            "4.4.2",
+            format!("{hostname} Timeout, closing connection"),
+        )
     }
 
     pub fn local_error() -> Reply {
@@ -208,7 +226,11 @@ impl Reply {
     }
 
     pub fn auth_needs_tls() -> Reply {
-        Reply::new(538, "5.7.11", "Encryption required for requested authentication mechanism")
+        Reply::new(
+            538,
+            "5.7.11",
+            "Encryption required for requested authentication mechanism",
+        )
     }
 
     pub fn auth_required() -> Reply {
@@ -224,11 +246,19 @@ impl Reply {
     }
 
     pub fn suppressed(rcpt: &str, reason: &str) -> Reply {
-        Reply::new(550, "5.7.1", format!("<{rcpt}>: recipient suppressed ({reason})"))
+        Reply::new(
+            550,
+            "5.7.1",
+            format!("<{rcpt}>: recipient suppressed ({reason})"),
+        )
     }
 
     pub fn message_too_big() -> Reply {
-        Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size")
+        Reply::new(
+            552,
+            "5.3.4",
+            "Message size exceeds fixed maximum message size",
+        )
     }
 
     pub fn no_valid_recipients() -> Reply {
@@ -248,7 +278,10 @@ mod tests {
 
     #[test]
     fn single_and_multiline() {
-        assert_eq!(bytes(&Reply::queued("ABC")), "250 2.0.0 Ok: queued as ABC\r\n");
+        assert_eq!(
+            bytes(&Reply::queued("ABC")),
+            "250 2.0.0 Ok: queued as ABC\r\n"
+        );
         assert_eq!(
             bytes(&Reply::ehlo("q", "c", 10, false, false)),
             "250-q greets c\r\n250-SIZE 10\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n"

@@ -93,7 +93,14 @@ impl Session {
     }
 
     fn may_relay(&self) -> bool {
-        self.user.is_some() || self.state.config.smtp.relay_networks.iter().any(|n| n.contains(&self.peer.ip()))
+        self.user.is_some()
+            || self
+                .state
+                .config
+                .smtp
+                .relay_networks
+                .iter()
+                .any(|n| n.contains(&self.peer.ip()))
     }
 
     /// Handles one command line (with its line end).
@@ -121,7 +128,10 @@ impl Session {
             Request::Quit => (Reply::bye(), Next::Close),
             Request::Vrfy { .. } => (Reply::vrfy(), Next::Command),
             Request::StartTls => self.starttls(),
-            Request::Auth { mechanism, initial_response } => self.auth_start(mechanism, &initial_response).await,
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth_start(mechanism, &initial_response).await,
             Request::Bdat { .. } => (Reply::not_implemented(), Next::Command),
             _ => (Reply::not_implemented(), Next::Command),
         }
@@ -191,7 +201,10 @@ impl Session {
         }
         match self.state.policy.check(&tx.sender, &rcpt, None) {
             Ok(Verdict::Allow) => {
-                tx.recipients.push(Recipient { address: rcpt, dropped: false });
+                tx.recipients.push(Recipient {
+                    address: rcpt,
+                    dropped: false,
+                });
                 Reply::recipient_ok()
             }
             Ok(Verdict::Suppressed { scope, reason }) => {
@@ -204,7 +217,10 @@ impl Session {
                     }
                     OnSuppressed::Drop => {
                         tracing::info!(outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "rcpt");
-                        tx.recipients.push(Recipient { address: rcpt, dropped: true });
+                        tx.recipients.push(Recipient {
+                            address: rcpt,
+                            dropped: true,
+                        });
                         Reply::recipient_ok()
                     }
                 }
@@ -239,7 +255,10 @@ impl Session {
             return (Reply::auth_needs_tls(), Next::Command);
         }
         if self.user.is_some() || self.transaction.is_some() {
-            return (Reply::bad_sequence("already authenticated or in a transaction"), Next::Command);
+            return (
+                Reply::bad_sequence("already authenticated or in a transaction"),
+                Next::Command,
+            );
         }
         match AuthExchange::start(mechanism, initial) {
             Err(reply) => (reply, Next::Command),
@@ -287,7 +306,10 @@ impl Session {
 
     /// Counts a new connection.
     pub fn count_connection(&self) {
-        self.state.metrics.smtp_connections.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .metrics
+            .smtp_connections
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -301,6 +323,8 @@ fn parse_error_reply(e: &ParseError) -> Reply {
         ParseError::InvalidParameter { param } => Reply::bad_parameter(param),
         ParseError::UnsupportedParameter { param } => Reply::parameter_not_implemented(param),
         ParseError::ResponseTooLong => Reply::line_too_long(),
-        ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => Reply::syntax_error("incomplete command"),
+        ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => {
+            Reply::syntax_error("incomplete command")
+        }
     }
 }

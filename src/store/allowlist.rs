@@ -42,7 +42,10 @@ impl Store {
             .iter()
             .map(|item| {
                 let (k, v) = item?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), decode("allowlist", &v)?))
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    decode("allowlist", &v)?,
+                ))
             })
             .collect()
     }

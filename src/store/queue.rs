@@ -33,7 +33,12 @@ impl Store {
     /// Writes an accepted transaction: its bytes, a record per recipient copy, then the queue
     /// entry (last, so an entry never exists without its bytes). Call [`Store::flush`] before
     /// acknowledging.
-    pub fn enqueue(&self, message: &QueuedMessage, body: &[u8], records: &[MessageRecord]) -> Result<(), StoreError> {
+    pub fn enqueue(
+        &self,
+        message: &QueuedMessage,
+        body: &[u8],
+        records: &[MessageRecord],
+    ) -> Result<(), StoreError> {
         if !message.recipients.is_empty() {
             self.spool.insert(message.id.as_bytes(), body)?;
         }

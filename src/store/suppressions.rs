@@ -206,7 +206,10 @@ fn address_prefix(scope: &Scope, address: &str) -> Vec<u8> {
 fn split_tail(tail: &[u8]) -> Option<(String, List)> {
     let (&code, rest) = tail.split_last()?;
     let address = rest.strip_suffix(&[0])?;
-    Some((String::from_utf8(address.to_vec()).ok()?, List::from_code(code)?))
+    Some((
+        String::from_utf8(address.to_vec()).ok()?,
+        List::from_code(code)?,
+    ))
 }
 
 /// Paging direction for [`Store::suppression_page`].
@@ -224,13 +227,20 @@ pub enum Page<'a> {
 
 impl Store {
     /// Inserts or replaces one entry.
-    pub fn suppression_put(&self, key: &SuppressionKey, entry: &Suppression) -> Result<(), StoreError> {
+    pub fn suppression_put(
+        &self,
+        key: &SuppressionKey,
+        entry: &Suppression,
+    ) -> Result<(), StoreError> {
         self.suppressions.insert(key.bytes(), encode(entry))?;
         Ok(())
     }
 
     /// Inserts or replaces many entries atomically: all of them or none.
-    pub fn suppression_put_many(&self, items: &[(SuppressionKey, Suppression)]) -> Result<(), StoreError> {
+    pub fn suppression_put_many(
+        &self,
+        items: &[(SuppressionKey, Suppression)],
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (key, entry) in items {
             batch.insert(key.bytes(), encode(entry));
@@ -249,7 +259,11 @@ impl Store {
 
     /// Every list's entry for `address` in `scope`. This is the RCPT-time lookup: one short
     /// prefix scan per scope.
-    pub fn suppressions_of(&self, scope: &Scope, address: &str) -> Result<Vec<(List, Suppression)>, StoreError> {
+    pub fn suppressions_of(
+        &self,
+        scope: &Scope,
+        address: &str,
+    ) -> Result<Vec<(List, Suppression)>, StoreError> {
         let prefix = address_prefix(scope, address);
         let mut out = Vec::new();
         for item in self.suppressions.scan_prefix(&prefix) {
@@ -304,7 +318,11 @@ impl Store {
             Page::After(a) => {
                 let mut k = address_prefix(scope, a);
                 k.push(0xFF);
-                (Bound::Excluded(k.max(start.clone())), Bound::Excluded(end), false)
+                (
+                    Bound::Excluded(k.max(start.clone())),
+                    Bound::Excluded(end),
+                    false,
+                )
             }
             Page::Before(a) => {
                 let k = address_prefix(scope, a);
@@ -314,14 +332,19 @@ impl Store {
         };
         let mut out = Vec::new();
         let range = self.suppressions.range::<Vec<u8>, _>((lower, upper));
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
-            if reverse { Box::new(range.rev()) } else { Box::new(range) };
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
         for item in iter {
             if out.len() >= limit {
                 break;
             }
             let (k, v) = item?;
-            let Some((address, l)) = split_tail(&k[prefix.len()..]) else { continue };
+            let Some((address, l)) = split_tail(&k[prefix.len()..]) else {
+                continue;
+            };
             if l == list {
                 out.push((address, decode("suppressions", &v)?));
             }
@@ -333,7 +356,9 @@ impl Store {
     }
 
     /// Every entry, in key order: for export and listing across scopes.
-    pub fn suppressions_all(&self) -> impl Iterator<Item = Result<(SuppressionKey, Suppression), StoreError>> + '_ {
+    pub fn suppressions_all(
+        &self,
+    ) -> impl Iterator<Item = Result<(SuppressionKey, Suppression), StoreError>> + '_ {
         self.suppressions.iter().filter_map(|item| {
             let (k, v) = match item {
                 Ok(kv) => kv,
@@ -342,7 +367,16 @@ impl Store {
             let nul = k.iter().position(|&b| b == 0)?;
             let scope = Scope::parse(std::str::from_utf8(&k[..nul]).ok()?)?;
             let (address, list) = split_tail(&k[nul + 1..])?;
-            Some(decode("suppressions", &v).map(|e| (SuppressionKey { scope, address, list }, e)))
+            Some(decode("suppressions", &v).map(|e| {
+                (
+                    SuppressionKey {
+                        scope,
+                        address,
+                        list,
+                    },
+                    e,
+                )
+            }))
         })
     }
 
@@ -366,13 +400,35 @@ mod tests {
     fn lookup_sees_only_its_scope_and_address() {
         let (_d, s) = store();
         let d = Scope::Domain("example.com".into());
-        s.suppression_put(&SuppressionKey::new(d.clone(), "a@x.io", List::Unsubscribes), &Suppression::new(Reason::Unsub, 1)).unwrap();
-        s.suppression_put(&SuppressionKey::new(d.clone(), "a@x.io", List::Bounces), &Suppression::new(Reason::HardBounce, 2)).unwrap();
-        s.suppression_put(&SuppressionKey::new(d.clone(), "a@x.iox", List::Bounces), &Suppression::new(Reason::HardBounce, 2)).unwrap();
-        s.suppression_put(&SuppressionKey::new(Scope::Global, "b@x.io", List::Bounces), &Suppression::new(Reason::HardBounce, 2)).unwrap();
+        s.suppression_put(
+            &SuppressionKey::new(d.clone(), "a@x.io", List::Unsubscribes),
+            &Suppression::new(Reason::Unsub, 1),
+        )
+        .unwrap();
+        s.suppression_put(
+            &SuppressionKey::new(d.clone(), "a@x.io", List::Bounces),
+            &Suppression::new(Reason::HardBounce, 2),
+        )
+        .unwrap();
+        s.suppression_put(
+            &SuppressionKey::new(d.clone(), "a@x.iox", List::Bounces),
+            &Suppression::new(Reason::HardBounce, 2),
+        )
+        .unwrap();
+        s.suppression_put(
+            &SuppressionKey::new(Scope::Global, "b@x.io", List::Bounces),
+            &Suppression::new(Reason::HardBounce, 2),
+        )
+        .unwrap();
         assert_eq!(s.suppressions_of(&d, "a@x.io").unwrap().len(), 2);
-        assert!(s.suppressions_of(&Scope::Global, "a@x.io").unwrap().is_empty());
-        assert!(s.suppressions_of(&Scope::Domain("example.org".into()), "a@x.io").unwrap().is_empty());
+        assert!(s
+            .suppressions_of(&Scope::Global, "a@x.io")
+            .unwrap()
+            .is_empty());
+        assert!(s
+            .suppressions_of(&Scope::Domain("example.org".into()), "a@x.io")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -380,17 +436,53 @@ mod tests {
         let (_d, s) = store();
         let sc = Scope::Domain("d.io".into());
         for a in ["e@x", "a@x", "c@x", "b@x", "d@x"] {
-            s.suppression_put(&SuppressionKey::new(sc.clone(), a, List::Unsubscribes), &Suppression::new(Reason::Unsub, 1)).unwrap();
+            s.suppression_put(
+                &SuppressionKey::new(sc.clone(), a, List::Unsubscribes),
+                &Suppression::new(Reason::Unsub, 1),
+            )
+            .unwrap();
         }
-        s.suppression_put(&SuppressionKey::new(sc.clone(), "bb@x", List::Bounces), &Suppression::new(Reason::HardBounce, 1)).unwrap();
-        let addrs = |v: Vec<(String, Suppression)>| v.into_iter().map(|(a, _)| a).collect::<Vec<_>>();
+        s.suppression_put(
+            &SuppressionKey::new(sc.clone(), "bb@x", List::Bounces),
+            &Suppression::new(Reason::HardBounce, 1),
+        )
+        .unwrap();
+        let addrs =
+            |v: Vec<(String, Suppression)>| v.into_iter().map(|(a, _)| a).collect::<Vec<_>>();
         let u = List::Unsubscribes;
-        assert_eq!(addrs(s.suppression_page(&sc, u, Page::First, "", 2).unwrap()), ["a@x", "b@x"]);
-        assert_eq!(addrs(s.suppression_page(&sc, u, Page::After("b@x"), "", 2).unwrap()), ["c@x", "d@x"]);
-        assert_eq!(addrs(s.suppression_page(&sc, u, Page::Before("d@x"), "", 2).unwrap()), ["b@x", "c@x"]);
-        assert_eq!(addrs(s.suppression_page(&sc, u, Page::Last, "", 2).unwrap()), ["d@x", "e@x"]);
-        assert_eq!(addrs(s.suppression_page(&sc, u, Page::First, "c", 10).unwrap()), ["c@x"]);
-        assert_eq!(addrs(s.suppression_page(&sc, List::Bounces, Page::First, "", 10).unwrap()), ["bb@x"]);
+        assert_eq!(
+            addrs(s.suppression_page(&sc, u, Page::First, "", 2).unwrap()),
+            ["a@x", "b@x"]
+        );
+        assert_eq!(
+            addrs(
+                s.suppression_page(&sc, u, Page::After("b@x"), "", 2)
+                    .unwrap()
+            ),
+            ["c@x", "d@x"]
+        );
+        assert_eq!(
+            addrs(
+                s.suppression_page(&sc, u, Page::Before("d@x"), "", 2)
+                    .unwrap()
+            ),
+            ["b@x", "c@x"]
+        );
+        assert_eq!(
+            addrs(s.suppression_page(&sc, u, Page::Last, "", 2).unwrap()),
+            ["d@x", "e@x"]
+        );
+        assert_eq!(
+            addrs(s.suppression_page(&sc, u, Page::First, "c", 10).unwrap()),
+            ["c@x"]
+        );
+        assert_eq!(
+            addrs(
+                s.suppression_page(&sc, List::Bounces, Page::First, "", 10)
+                    .unwrap()
+            ),
+            ["bb@x"]
+        );
         assert_eq!(s.suppression_clear(&sc, u).unwrap(), 5);
         assert_eq!(s.suppression_count(), 1);
     }
@@ -399,13 +491,21 @@ mod tests {
     fn batch_and_iteration_round_trip() {
         let (_d, s) = store();
         let items = vec![
-            (SuppressionKey::new(Scope::Sender("App@x.io".into()), "a@y", List::Unsubscribes), Suppression::new(Reason::Unsub, 5)),
-            (SuppressionKey::new(Scope::Global, "b@y", List::Complaints), Suppression::new(Reason::Spam, 6)),
+            (
+                SuppressionKey::new(Scope::Sender("App@x.io".into()), "a@y", List::Unsubscribes),
+                Suppression::new(Reason::Unsub, 5),
+            ),
+            (
+                SuppressionKey::new(Scope::Global, "b@y", List::Complaints),
+                Suppression::new(Reason::Spam, 6),
+            ),
         ];
         s.suppression_put_many(&items).unwrap();
         let all: Vec<_> = s.suppressions_all().collect::<Result<_, _>>().unwrap();
         assert_eq!(all.len(), 2);
-        assert!(all.iter().any(|(k, _)| k.scope == Scope::Sender("app@x.io".into())));
+        assert!(all
+            .iter()
+            .any(|(k, _)| k.scope == Scope::Sender("app@x.io".into())));
     }
 
     #[test]

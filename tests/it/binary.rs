@@ -59,7 +59,12 @@ async fn spawn(config: &Path) -> Running {
     let (mut smtp, mut http) = (None, None);
     tokio::time::timeout(WAIT, async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            let addr = || line.split("addr=").nth(1).and_then(|a| a.split_whitespace().next()).and_then(|a| a.parse().ok());
+            let addr = || {
+                line.split("addr=")
+                    .nth(1)
+                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.parse().ok())
+            };
             if line.contains("smtp listening") {
                 smtp = addr();
             } else if line.contains("http listening") {
@@ -74,33 +79,75 @@ async fn spawn(config: &Path) -> Running {
     .expect("quell ready in time");
     // Keep draining stderr so the process never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running { child, smtp: smtp.expect("smtp address logged"), http: http.expect("http address logged") }
+    Running {
+        child,
+        smtp: smtp.expect("smtp address logged"),
+        http: http.expect("http address logged"),
+    }
 }
 
 #[tokio::test]
 async fn check_config_accepts_the_default_and_names_the_bad_key() {
-    let out = Command::new(BIN).args(["check-config", "-c", "config/quell.toml"]).env_remove("QUELL_CONFIG").output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check-config", "-c", "config/quell.toml"])
+        .env_remove("QUELL_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[smtp]\nlisten = \"127.0.0.1:2525\"\nmax_recipientz = 5\n").unwrap();
-    let out = Command::new(BIN).args(["check-config", "-c"]).arg(&bad).output().await.unwrap();
+    std::fs::write(
+        &bad,
+        "[smtp]\nlisten = \"127.0.0.1:2525\"\nmax_recipientz = 5\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "-c"])
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("max_recipientz"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("max_recipientz"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     std::fs::write(&bad, "[upstream]\ntls = \"sometimes\"\n").unwrap();
-    let out = Command::new(BIN).args(["check-config", "-c"]).arg(&bad).output().await.unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "-c"])
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("upstream.tls"));
 
     // Environment overrides are validated too.
     std::fs::write(&bad, "").unwrap();
-    let out = Command::new(BIN).args(["check-config", "-c"]).arg(&bad).env("QUELL_SMTP__LISTEN", "nowhere").output().await.unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "-c"])
+        .arg(&bad)
+        .env("QUELL_SMTP__LISTEN", "nowhere")
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("smtp.listen"));
 
-    let out = Command::new(BIN).args(["serve", "-c"]).arg(dir.path().join("missing.toml")).output().await.unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "-c"])
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = Command::new(BIN).arg("frobnicate").output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -112,7 +159,9 @@ async fn sigterm_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), upstream.addr.port());
     let mut q = spawn(&config).await;
-    let ready = reqwest::get(format!("http://{}/readyz", q.http)).await.unwrap();
+    let ready = reqwest::get(format!("http://{}/readyz", q.http))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     let mut c = SmtpClient::connect(q.smtp).await;
     c.expect("EHLO app.test", "250").await;
@@ -120,7 +169,10 @@ async fn sigterm_drains_and_exits_zero() {
     assert_eq!(unsafe_kill(pid, "TERM"), 0);
     // The idle session is told the service is going away.
     assert!(c.reply().await.starts_with("421 4.3.2"));
-    let status = tokio::time::timeout(WAIT, q.child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(WAIT, q.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.code(), Some(0));
 }
 
@@ -144,14 +196,19 @@ async fn kill_9_with_100_queued_then_restart_delivers_each_exactly_once() {
     c.expect("EHLO app.test", "250").await;
     for i in 0..100 {
         c.expect("MAIL FROM:<app@example.com>", "250").await;
-        c.expect(&format!("RCPT TO:<user{i}@example.net>"), "250").await;
+        c.expect(&format!("RCPT TO:<user{i}@example.net>"), "250")
+            .await;
         c.expect("DATA", "354").await;
-        let r = c.data(&message(&format!("Message-ID: <m{i}@test>\r\n"), "x")).await;
+        let r = c
+            .data(&message(&format!("Message-ID: <m{i}@test>\r\n"), "x"))
+            .await;
         assert!(r.starts_with("250 2.0.0"), "{r}");
     }
     // Every message has been tried (and deferred) at least once.
     for i in [0, 50, 99] {
-        upstream.wait_attempts(&format!("user{i}@example.net"), 1).await;
+        upstream
+            .wait_attempts(&format!("user{i}@example.net"), 1)
+            .await;
     }
     q.child.start_kill().unwrap();
     q.child.wait().await.unwrap();
@@ -164,7 +221,14 @@ async fn kill_9_with_100_queued_then_restart_delivers_each_exactly_once() {
     let http = reqwest::Client::new();
     tokio::time::timeout(WAIT, async {
         loop {
-            let m = http.get(format!("http://{}/metrics", q.http)).send().await.unwrap().text().await.unwrap();
+            let m = http
+                .get(format!("http://{}/metrics", q.http))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             if m.contains("quell_queue_depth 0\n") {
                 return;
             }
@@ -177,7 +241,13 @@ async fn kill_9_with_100_queued_then_restart_delivers_each_exactly_once() {
     assert_eq!(got_after.len(), 100, "duplicates delivered");
     let mut ids: Vec<String> = got
         .iter()
-        .map(|r| r.text().lines().find(|l| l.starts_with("Message-ID")).unwrap().to_string())
+        .map(|r| {
+            r.text()
+                .lines()
+                .find(|l| l.starts_with("Message-ID"))
+                .unwrap()
+                .to_string()
+        })
         .collect();
     ids.sort();
     ids.dedup();

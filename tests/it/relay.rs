@@ -18,21 +18,41 @@ async fn wait_status(q: &Quell, md_id: &str, status: Status) {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("{md_id} never reached {status:?}: {:?}", q.state.store.message_get(md_id).unwrap()));
+    .unwrap_or_else(|_| {
+        panic!(
+            "{md_id} never reached {status:?}: {:?}",
+            q.state.store.message_get(md_id).unwrap()
+        )
+    });
 }
 
 #[tokio::test]
 async fn relays_a_message_upstream_with_envelope_and_trace_header() {
     let q = Quell::start().await;
-    let reply = q.send("App@Example.com", &["user@example.net"], &message("", "hello\r\n.leading dot")).await;
+    let reply = q
+        .send(
+            "App@Example.com",
+            &["user@example.net"],
+            &message("", "hello\r\n.leading dot"),
+        )
+        .await;
     assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
     let got = q.upstream.wait_for(1).await;
     assert_eq!(got[0].from, "app@example.com");
     assert_eq!(got[0].to, ["user@example.net"]);
     let text = got[0].text();
-    assert!(text.starts_with("Received: from app.test ([127.0.0.1])"), "{text}");
-    assert!(text.contains("Subject: test\r\n\r\nhello\r\n.leading dot\r\n"), "{text}");
-    assert!(!text.ends_with("\r\n\r\n"), "no blank line appended: {text:?}");
+    assert!(
+        text.starts_with("Received: from app.test ([127.0.0.1])"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Subject: test\r\n\r\nhello\r\n.leading dot\r\n"),
+        "{text}"
+    );
+    assert!(
+        !text.ends_with("\r\n\r\n"),
+        "no blank line appended: {text:?}"
+    );
     let id = queue_id(&reply);
     wait_status(&q, &format!("{id}.1"), Status::Sent).await;
 }
@@ -40,12 +60,20 @@ async fn relays_a_message_upstream_with_envelope_and_trace_header() {
 #[tokio::test]
 async fn suppressed_recipient_is_refused_at_rcpt_and_others_pass() {
     let q = Quell::start().await;
-    suppress(&q, Scope::Global, "gone@example.net", Suppression::new(Reason::Unsub, 0));
+    suppress(
+        &q,
+        Scope::Global,
+        "gone@example.net",
+        Suppression::new(Reason::Unsub, 0),
+    );
     let mut c = q.client().await;
     c.expect("EHLO app.test", "250").await;
     c.expect("MAIL FROM:<app@example.com>", "250").await;
     let r = c.cmd("RCPT TO:<Gone@Example.net>").await;
-    assert!(r.starts_with("550 5.7.1 <gone@example.net>: recipient suppressed"), "{r}");
+    assert!(
+        r.starts_with("550 5.7.1 <gone@example.net>: recipient suppressed"),
+        "{r}"
+    );
     c.expect("RCPT TO:<ok@example.net>", "250").await;
     c.expect("DATA", "354").await;
     assert!(c.data(&message("", "hi")).await.starts_with("250"));
@@ -57,11 +85,26 @@ async fn suppressed_recipient_is_refused_at_rcpt_and_others_pass() {
 #[tokio::test]
 async fn sender_and_domain_scopes_apply_only_to_their_senders() {
     let q = Quell::start().await;
-    suppress(&q, Scope::Sender("news@a.example".into()), "r@x.example", Suppression::new(Reason::Unsub, 0));
-    suppress(&q, Scope::Domain("b.example".into()), "r@x.example", Suppression::new(Reason::Unsub, 0));
+    suppress(
+        &q,
+        Scope::Sender("news@a.example".into()),
+        "r@x.example",
+        Suppression::new(Reason::Unsub, 0),
+    );
+    suppress(
+        &q,
+        Scope::Domain("b.example".into()),
+        "r@x.example",
+        Suppression::new(Reason::Unsub, 0),
+    );
     let mut c = q.client().await;
     c.expect("EHLO app.test", "250").await;
-    for (sender, code) in [("news@a.example", "550"), ("other@a.example", "250"), ("any@b.example", "550"), ("x@c.example", "250")] {
+    for (sender, code) in [
+        ("news@a.example", "550"),
+        ("other@a.example", "250"),
+        ("any@b.example", "550"),
+        ("x@c.example", "250"),
+    ] {
         c.expect(&format!("MAIL FROM:<{sender}>"), "250").await;
         c.expect("RCPT TO:<r@x.example>", code).await;
         c.expect("RSET", "250").await;
@@ -71,7 +114,12 @@ async fn sender_and_domain_scopes_apply_only_to_their_senders() {
 #[tokio::test]
 async fn drop_mode_accepts_but_never_forwards_and_records_rejected() {
     let q = Quell::start_with(|c| c.suppression.on_suppressed = OnSuppressed::Drop).await;
-    suppress(&q, Scope::Global, "gone@example.net", Suppression::new(Reason::HardBounce, 0));
+    suppress(
+        &q,
+        Scope::Global,
+        "gone@example.net",
+        Suppression::new(Reason::HardBounce, 0),
+    );
     let mut c = q.client().await;
     c.expect("EHLO app.test", "250").await;
     c.expect("MAIL FROM:<app@example.com>", "250").await;
@@ -82,8 +130,16 @@ async fn drop_mode_accepts_but_never_forwards_and_records_rejected() {
     let id = queue_id(&reply);
     let got = q.upstream.wait_for(1).await;
     assert_eq!(got[0].to, ["ok@example.net"]);
-    let dropped = q.state.store.message_get(&format!("{id}.1")).unwrap().unwrap();
-    assert_eq!((dropped.recipient.as_str(), dropped.status), ("gone@example.net", Status::Rejected));
+    let dropped = q
+        .state
+        .store
+        .message_get(&format!("{id}.1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (dropped.recipient.as_str(), dropped.status),
+        ("gone@example.net", Status::Rejected)
+    );
     wait_status(&q, &format!("{id}.2"), Status::Sent).await;
     assert_eq!(q.upstream.attempts("gone@example.net"), 0);
 }
@@ -95,16 +151,32 @@ async fn tag_scoped_entries_apply_after_data_and_tag_headers_are_removed() {
     entry.tags = vec!["newsletter".into()];
     suppress(&q, Scope::Global, "t@example.net", entry);
     // Tagged with the suppressed tag: accepted at RCPT, dropped after DATA.
-    let reply = q.send("app@example.com", &["t@example.net", "u@example.net"], &message("X-MC-Tags: promo, Newsletter\r\n", "a")).await;
+    let reply = q
+        .send(
+            "app@example.com",
+            &["t@example.net", "u@example.net"],
+            &message("X-MC-Tags: promo, Newsletter\r\n", "a"),
+        )
+        .await;
     let id = queue_id(&reply);
     let got = q.upstream.wait_for(1).await;
     assert_eq!(got[0].to, ["u@example.net"]);
     assert!(!got[0].text().contains("X-MC-Tags"), "tag header forwarded");
-    let rec = q.state.store.message_get(&format!("{id}.1")).unwrap().unwrap();
+    let rec = q
+        .state
+        .store
+        .message_get(&format!("{id}.1"))
+        .unwrap()
+        .unwrap();
     assert_eq!(rec.status, Status::Rejected);
     assert_eq!(rec.tags, ["promo", "Newsletter"]);
     // Another tag: delivered, and X-Mailgun-Tag is removed too.
-    q.send("app@example.com", &["t@example.net"], &message("X-Mailgun-Tag: receipts\r\n", "b")).await;
+    q.send(
+        "app@example.com",
+        &["t@example.net"],
+        &message("X-Mailgun-Tag: receipts\r\n", "b"),
+    )
+    .await;
     let got = q.upstream.wait_for(2).await;
     assert_eq!(got[1].to, ["t@example.net"]);
     assert!(!got[1].text().contains("X-Mailgun-Tag"));
@@ -112,9 +184,22 @@ async fn tag_scoped_entries_apply_after_data_and_tag_headers_are_removed() {
 
 #[tokio::test]
 async fn transactional_senders_ignore_unsubscribes_but_not_bounces() {
-    let q = Quell::start_with(|c| c.suppression.transactional_senders = vec!["receipts@example.com".into()]).await;
-    suppress(&q, Scope::Global, "u@example.net", Suppression::new(Reason::Unsub, 0));
-    suppress(&q, Scope::Global, "b@example.net", Suppression::new(Reason::HardBounce, 0));
+    let q = Quell::start_with(|c| {
+        c.suppression.transactional_senders = vec!["receipts@example.com".into()]
+    })
+    .await;
+    suppress(
+        &q,
+        Scope::Global,
+        "u@example.net",
+        Suppression::new(Reason::Unsub, 0),
+    );
+    suppress(
+        &q,
+        Scope::Global,
+        "b@example.net",
+        Suppression::new(Reason::HardBounce, 0),
+    );
     let mut c = q.client().await;
     c.expect("EHLO app.test", "250").await;
     c.expect("MAIL FROM:<receipts@example.com>", "250").await;
@@ -129,12 +214,17 @@ async fn transactional_senders_ignore_unsubscribes_but_not_bounces() {
 async fn deferred_by_upstream_is_retried_until_delivered() {
     let q = Quell::start().await;
     q.upstream.script(Script::Defer);
-    let reply = q.send("app@example.com", &["later@example.net"], &message("", "x")).await;
+    let reply = q
+        .send("app@example.com", &["later@example.net"], &message("", "x"))
+        .await;
     let md = format!("{}.1", queue_id(&reply));
     q.upstream.wait_attempts("later@example.net", 2).await;
     wait_status(&q, &md, Status::Deferred).await;
     let rec = q.state.store.message_get(&md).unwrap().unwrap();
-    assert!(rec.last_reply.as_deref().unwrap_or("").contains("451"), "{rec:?}");
+    assert!(
+        rec.last_reply.as_deref().unwrap_or("").contains("451"),
+        "{rec:?}"
+    );
     q.upstream.script(Script::Accept);
     let got = q.upstream.wait_for(1).await;
     assert_eq!(got.len(), 1);
@@ -147,18 +237,37 @@ async fn hard_bounce_fails_the_recipient_and_suppresses_it_globally() {
     let q = Quell::start().await;
     q.upstream.script_rcpt("nobody@example.net", Script::Bounce);
     q.upstream.script_rcpt("policy@example.net", Script::Refuse);
-    let reply = q.send("app@example.com", &["nobody@example.net", "policy@example.net", "ok@example.net"], &message("", "x")).await;
+    let reply = q
+        .send(
+            "app@example.com",
+            &["nobody@example.net", "policy@example.net", "ok@example.net"],
+            &message("", "x"),
+        )
+        .await;
     let id = queue_id(&reply);
     q.upstream.wait_for(1).await;
     wait_status(&q, &format!("{id}.1"), Status::Bounced).await;
     wait_status(&q, &format!("{id}.2"), Status::Bounced).await;
-    let key = SuppressionKey::new(Scope::Global, "nobody@example.net", quell::store::List::Bounces);
-    let entry = q.state.store.suppression_get(&key).unwrap().expect("hard bounce suppression");
+    let key = SuppressionKey::new(
+        Scope::Global,
+        "nobody@example.net",
+        quell::store::List::Bounces,
+    );
+    let entry = q
+        .state
+        .store
+        .suppression_get(&key)
+        .unwrap()
+        .expect("hard bounce suppression");
     assert_eq!(entry.reason, Reason::HardBounce);
     assert_eq!(entry.md_id.as_deref(), Some(format!("{id}.1").as_str()));
     assert!(entry.expires_at.is_some(), "hard bounces expire (SPEC §3)");
     // 5.7.1 is permanent but not a hard bounce: no suppression.
-    let key = SuppressionKey::new(Scope::Global, "policy@example.net", quell::store::List::Bounces);
+    let key = SuppressionKey::new(
+        Scope::Global,
+        "policy@example.net",
+        quell::store::List::Bounces,
+    );
     assert!(q.state.store.suppression_get(&key).unwrap().is_none());
     // The next message to the bounced address is refused at RCPT.
     let mut c = q.client().await;
@@ -171,7 +280,9 @@ async fn hard_bounce_fails_the_recipient_and_suppresses_it_globally() {
 async fn expired_messages_fail_permanently() {
     let q = Quell::start_with(|c| c.queue.max_age = std::time::Duration::from_secs(0)).await;
     q.upstream.script(Script::Defer);
-    let reply = q.send("app@example.com", &["later@example.net"], &message("", "x")).await;
+    let reply = q
+        .send("app@example.com", &["later@example.net"], &message("", "x"))
+        .await;
     let md = format!("{}.1", queue_id(&reply));
     wait_status(&q, &md, Status::Bounced).await;
     let rec = q.state.store.message_get(&md).unwrap().unwrap();
@@ -181,7 +292,8 @@ async fn expired_messages_fail_permanently() {
 
 #[tokio::test]
 async fn client_outside_relay_networks_cannot_relay() {
-    let q = Quell::start_with(|c| c.smtp.relay_networks = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let q =
+        Quell::start_with(|c| c.smtp.relay_networks = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let mut c = SmtpClient::connect_from("127.0.0.2", q.smtp).await;
     c.expect("EHLO outsider.test", "250").await;
     c.expect("MAIL FROM:<app@example.com>", "250").await;
@@ -197,7 +309,9 @@ async fn client_outside_relay_networks_cannot_relay() {
 #[tokio::test]
 async fn null_sender_is_relayed() {
     let q = Quell::start().await;
-    let reply = q.send("", &["user@example.net"], &message("", "bounce notice")).await;
+    let reply = q
+        .send("", &["user@example.net"], &message("", "bounce notice"))
+        .await;
     assert!(reply.starts_with("250"), "{reply}");
     let got = q.upstream.wait_for(1).await;
     assert_eq!(got[0].from, "");
@@ -206,12 +320,25 @@ async fn null_sender_is_relayed() {
 #[tokio::test]
 async fn allowlisted_address_is_never_suppressed() {
     let q = Quell::start().await;
-    suppress(&q, Scope::Global, "vip@example.net", Suppression::new(Reason::Spam, 0));
+    suppress(
+        &q,
+        Scope::Global,
+        "vip@example.net",
+        Suppression::new(Reason::Spam, 0),
+    );
     q.state
         .store
-        .allowlist_put("vip@example.net", &quell::store::AllowEntry { detail: String::new(), created_at: 0 })
+        .allowlist_put(
+            "vip@example.net",
+            &quell::store::AllowEntry {
+                detail: String::new(),
+                created_at: 0,
+            },
+        )
         .unwrap();
-    let reply = q.send("app@example.com", &["vip@example.net"], &message("", "x")).await;
+    let reply = q
+        .send("app@example.com", &["vip@example.net"], &message("", "x"))
+        .await;
     assert!(reply.starts_with("250"));
     q.upstream.wait_for(1).await;
 }

@@ -14,9 +14,18 @@ use crate::support::{message, Quell, SmtpClient};
 async fn ehlo_advertises_the_extensions() {
     let q = Quell::start().await;
     let mut c = q.client().await;
-    assert!(c.greeting.starts_with("220 quell.localhost ESMTP"), "{}", c.greeting);
+    assert!(
+        c.greeting.starts_with("220 quell.localhost ESMTP"),
+        "{}",
+        c.greeting
+    );
     let r = c.expect("EHLO app.test", "250").await;
-    for ext in ["SIZE 26214400", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES"] {
+    for ext in [
+        "SIZE 26214400",
+        "8BITMIME",
+        "PIPELINING",
+        "ENHANCEDSTATUSCODES",
+    ] {
         assert!(r.contains(ext), "{ext} missing in {r}");
     }
     assert!(!r.contains("STARTTLS") && !r.contains("AUTH"), "{r}");
@@ -35,7 +44,14 @@ async fn pipelined_transaction_gets_every_reply_in_order() {
     assert!(c.reply().await.starts_with("250 2.1.5"));
     assert!(c.reply().await.starts_with("354"));
     // The message and the next commands in one write.
-    c.send_raw(format!("{}.\r\nMAIL FROM:<>\r\nRCPT TO:<c@example.net>\r\nQUIT\r\n", message("", "x")).as_bytes()).await;
+    c.send_raw(
+        format!(
+            "{}.\r\nMAIL FROM:<>\r\nRCPT TO:<c@example.net>\r\nQUIT\r\n",
+            message("", "x")
+        )
+        .as_bytes(),
+    )
+    .await;
     assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
     assert!(c.reply().await.starts_with("250"));
     assert!(c.reply().await.starts_with("250"));
@@ -51,8 +67,10 @@ async fn size_is_checked_at_mail_and_enforced_in_data() {
     let q = Quell::start_with(|c| c.smtp.max_message_size = 1000).await;
     let mut c = q.client().await;
     c.expect("EHLO app.test", "250").await;
-    c.expect("MAIL FROM:<app@example.com> SIZE=1001", "552 5.3.4").await;
-    c.expect("MAIL FROM:<app@example.com> SIZE=500", "250").await;
+    c.expect("MAIL FROM:<app@example.com> SIZE=1001", "552 5.3.4")
+        .await;
+    c.expect("MAIL FROM:<app@example.com> SIZE=500", "250")
+        .await;
     c.expect("RCPT TO:<a@example.net>", "250").await;
     c.expect("DATA", "354").await;
     let big = message("", &"x".repeat(2000));
@@ -122,7 +140,10 @@ async fn bare_lf_dot_does_not_end_data_and_cannot_smuggle() {
     assert_eq!(got[0].to, ["a@example.net"]);
     let text = got[0].text();
     // The bare LF became CRLF and the lone dot line is content, not an end.
-    assert!(text.contains("first\r\n.\r\nMAIL FROM:<evil@example.com>\r\n"), "{text:?}");
+    assert!(
+        text.contains("first\r\n.\r\nMAIL FROM:<evil@example.com>\r\n"),
+        "{text:?}"
+    );
     assert_eq!(q.upstream.attempts("victim@example.net"), 0);
 }
 
@@ -131,7 +152,11 @@ async fn too_many_connections_get_421() {
     let q = Quell::start_with(|c| c.smtp.max_connections = 1).await;
     let _first = q.client().await;
     let second = SmtpClient::connect(q.smtp).await;
-    assert!(second.greeting.starts_with("421 4.7.0"), "{}", second.greeting);
+    assert!(
+        second.greeting.starts_with("421 4.7.0"),
+        "{}",
+        second.greeting
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -143,12 +168,22 @@ async fn idle_sessions_time_out_with_421() {
     config.smtp.data_timeout = Duration::from_secs(180);
     let app = quell::app::App::open(config).unwrap();
     let (mut client, mut server) = tokio::io::duplex(4096);
-    let mut session = Session::new(app.state.clone(), "t".into(), "127.0.0.1:1".parse().unwrap(), false);
-    let task = tokio::spawn(async move { drive(&mut server, &mut session, &CancellationToken::new(), true).await });
+    let mut session = Session::new(
+        app.state.clone(),
+        "t".into(),
+        "127.0.0.1:1".parse().unwrap(),
+        false,
+    );
+    let task = tokio::spawn(async move {
+        drive(&mut server, &mut session, &CancellationToken::new(), true).await
+    });
     let mut buf = vec![0u8; 4096];
     let n = client.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"220"));
-    client.write_all(b"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\npartial").await.unwrap();
+    client
+        .write_all(b"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\npartial")
+        .await
+        .unwrap();
     let mut got = Vec::new();
     while !String::from_utf8_lossy(&got).contains("354") {
         let n = client.read(&mut buf).await.unwrap();
@@ -157,7 +192,11 @@ async fn idle_sessions_time_out_with_421() {
     // Inside DATA the data timeout (3 min) applies, not the command timeout.
     tokio::time::advance(Duration::from_secs(181)).await;
     let n = client.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("421 4.4.2"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("421 4.4.2"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     task.await.unwrap().unwrap();
     assert_eq!(app.state.store.queue_len(), 0);
 }
@@ -169,7 +208,12 @@ async fn shutdown_answers_421_between_transactions() {
     config.storage.path = dir.path().join("data");
     let app = quell::app::App::open(config).unwrap();
     let (mut client, mut server) = tokio::io::duplex(4096);
-    let mut session = Session::new(app.state.clone(), "t".into(), "127.0.0.1:1".parse().unwrap(), false);
+    let mut session = Session::new(
+        app.state.clone(),
+        "t".into(),
+        "127.0.0.1:1".parse().unwrap(),
+        false,
+    );
     let token = CancellationToken::new();
     let stop = token.clone();
     let task = tokio::spawn(async move { drive(&mut server, &mut session, &stop, true).await });
@@ -177,7 +221,11 @@ async fn shutdown_answers_421_between_transactions() {
     client.read(&mut buf).await.unwrap();
     token.cancel();
     let n = client.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"421 4.3.2"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"421 4.3.2"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     task.await.unwrap().unwrap();
 }
 
@@ -189,9 +237,18 @@ mod tls {
     use std::sync::Arc;
     use tokio::io::{AsyncBufReadExt, BufReader};
 
-    fn cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, rustls::pki_types::CertificateDer<'static>) {
+    fn cert(
+        dir: &std::path::Path,
+    ) -> (
+        std::path::PathBuf,
+        std::path::PathBuf,
+        rustls::pki_types::CertificateDer<'static>,
+    ) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
         let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
@@ -210,8 +267,14 @@ mod tls {
         }
     }
 
-    async fn send<S: tokio::io::AsyncWrite + tokio::io::AsyncRead + Unpin>(t: &mut BufReader<S>, line: &str) {
-        t.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+    async fn send<S: tokio::io::AsyncWrite + tokio::io::AsyncRead + Unpin>(
+        t: &mut BufReader<S>,
+        line: &str,
+    ) {
+        t.get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -219,16 +282,28 @@ mod tls {
         let dir = tempfile::tempdir().unwrap();
         let (cert_file, key_file, der) = cert(dir.path());
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
-        let hash = Argon2::default().hash_password(b"s3cret", &salt).unwrap().to_string();
+        let hash = Argon2::default()
+            .hash_password(b"s3cret", &salt)
+            .unwrap()
+            .to_string();
         let q = Quell::start_with(|c| {
             c.smtp.relay_networks = vec!["10.0.0.0/8".parse().unwrap()];
-            c.smtp.tls = Some(quell::config::TlsFiles { cert_file, key_file });
-            c.smtp.users = vec![quell::config::SmtpUser { name: "app".into(), password_hash: hash }];
+            c.smtp.tls = Some(quell::config::TlsFiles {
+                cert_file,
+                key_file,
+            });
+            c.smtp.users = vec![quell::config::SmtpUser {
+                name: "app".into(),
+                password_hash: hash,
+            }];
         })
         .await;
         let mut c = q.client().await;
         let r = c.expect("EHLO app.test", "250").await;
-        assert!(r.contains("STARTTLS") && !r.contains("AUTH"), "AUTH only after TLS: {r}");
+        assert!(
+            r.contains("STARTTLS") && !r.contains("AUTH"),
+            "AUTH only after TLS: {r}"
+        );
         c.expect("AUTH PLAIN AGFwcABzM2NyZXQ=", "538").await;
         c.expect("MAIL FROM:<app@example.com>", "530 5.7.0").await;
         c.expect("STARTTLS", "220").await;
@@ -238,19 +313,30 @@ mod tls {
         let tcp = tokio::net::TcpStream::connect(q.smtp).await.unwrap();
         let mut r = BufReader::new(tcp);
         line_reply(&mut r).await;
-        r.get_mut().write_all(b"EHLO app.test\r\nSTARTTLS\r\n").await.unwrap();
+        r.get_mut()
+            .write_all(b"EHLO app.test\r\nSTARTTLS\r\n")
+            .await
+            .unwrap();
         line_reply(&mut r).await;
         assert!(line_reply(&mut r).await.starts_with("220"));
         let mut roots = rustls::RootCertStore::empty();
         roots.add(der).unwrap();
         quell::tls::install_crypto_provider();
-        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let tls = connector.connect("localhost".try_into().unwrap(), r.into_inner()).await.unwrap();
+        let tls = connector
+            .connect("localhost".try_into().unwrap(), r.into_inner())
+            .await
+            .unwrap();
         let mut t = BufReader::new(tls);
         send(&mut t, "EHLO app.test").await;
         let r = line_reply(&mut t).await;
-        assert!(r.contains("AUTH PLAIN LOGIN") && !r.contains("STARTTLS"), "{r}");
+        assert!(
+            r.contains("AUTH PLAIN LOGIN") && !r.contains("STARTTLS"),
+            "{r}"
+        );
         let bad = base64::engine::general_purpose::STANDARD.encode("\0app\0wrong");
         send(&mut t, &format!("AUTH PLAIN {bad}")).await;
         assert!(line_reply(&mut t).await.starts_with("535 5.7.8"));

@@ -63,7 +63,9 @@ impl Quell {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
-            app.run(Listeners { smtp, http }, token).await.expect("quell run");
+            app.run(Listeners { smtp, http }, token)
+                .await
+                .expect("quell run");
         });
         Quell {
             smtp: smtp_addr,
@@ -127,5 +129,7 @@ pub fn queue_id(reply: &str) -> String {
 
 /// A small message with the given headers prepended.
 pub fn message(headers: &str, body: &str) -> String {
-    format!("{headers}From: app@example.com\r\nTo: user@example.net\r\nSubject: test\r\n\r\n{body}\r\n")
+    format!(
+        "{headers}From: app@example.com\r\nTo: user@example.net\r\nSubject: test\r\n\r\n{body}\r\n"
+    )
 }

@@ -22,7 +22,9 @@ impl SmtpClient {
     /// Connects from a chosen local address (e.g. 127.0.0.2, outside `relay_networks`).
     pub async fn connect_from(local: &str, addr: SocketAddr) -> SmtpClient {
         let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{local}:0").parse().unwrap()).expect("bind client");
+        socket
+            .bind(format!("{local}:0").parse().unwrap())
+            .expect("bind client");
         let stream = socket.connect(addr).await.expect("connect to quell");
         SmtpClient::from_stream(stream).await
     }

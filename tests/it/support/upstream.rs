@@ -79,7 +79,11 @@ impl FakeUpstream {
 
     /// The answer to RCPT for one address.
     pub fn script_rcpt(&self, rcpt: &str, s: Script) {
-        self.inner.lock().unwrap().per_rcpt.insert(rcpt.to_string(), s);
+        self.inner
+            .lock()
+            .unwrap()
+            .per_rcpt
+            .insert(rcpt.to_string(), s);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -88,7 +92,13 @@ impl FakeUpstream {
 
     /// How many times RCPT was tried for `rcpt`.
     pub fn attempts(&self, rcpt: &str) -> usize {
-        self.inner.lock().unwrap().rcpt_attempts.get(rcpt).copied().unwrap_or(0)
+        self.inner
+            .lock()
+            .unwrap()
+            .rcpt_attempts
+            .get(rcpt)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Waits until at least `n` messages have been accepted; panics after [`WAIT`].
@@ -96,7 +106,12 @@ impl FakeUpstream {
         let mut rx = self.count.clone();
         tokio::time::timeout(WAIT, rx.wait_for(|c| *c >= n))
             .await
-            .unwrap_or_else(|_| panic!("upstream did not receive {n} messages in time (got {})", *self.count.borrow()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "upstream did not receive {n} messages in time (got {})",
+                    *self.count.borrow()
+                )
+            })
             .unwrap();
         self.received()
     }
@@ -114,11 +129,20 @@ impl FakeUpstream {
             }
         })
         .await
-        .unwrap_or_else(|_| panic!("{rcpt} was not tried {n} times (got {})", self.attempts(rcpt)));
+        .unwrap_or_else(|_| {
+            panic!(
+                "{rcpt} was not tried {n} times (got {})",
+                self.attempts(rcpt)
+            )
+        });
     }
 }
 
-async fn serve(stream: tokio::net::TcpStream, inner: Arc<Mutex<Inner>>, tx: Arc<watch::Sender<usize>>) -> std::io::Result<()> {
+async fn serve(
+    stream: tokio::net::TcpStream,
+    inner: Arc<Mutex<Inner>>,
+    tx: Arc<watch::Sender<usize>>,
+) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     w.write_all(b"220 fake.upstream ESMTP\r\n").await?;
@@ -141,7 +165,11 @@ async fn serve(stream: tokio::net::TcpStream, inner: Arc<Mutex<Inner>>, tx: Arc<
             let script = {
                 let mut g = inner.lock().unwrap();
                 *g.rcpt_attempts.entry(rcpt.clone()).or_default() += 1;
-                g.per_rcpt.get(&rcpt).cloned().or(g.default.clone()).unwrap_or(Script::Accept)
+                g.per_rcpt
+                    .get(&rcpt)
+                    .cloned()
+                    .or(g.default.clone())
+                    .unwrap_or(Script::Accept)
             };
             // Let waiters see the attempt.
             tx.send_modify(|_| {});
@@ -165,12 +193,20 @@ async fn serve(stream: tokio::net::TcpStream, inner: Arc<Mutex<Inner>>, tx: Arc<
                 if l == b".\r\n" {
                     break;
                 }
-                let l = if l.starts_with(b"..") { &l[1..] } else { &l[..] };
+                let l = if l.starts_with(b"..") {
+                    &l[1..]
+                } else {
+                    &l[..]
+                };
                 data.extend_from_slice(l);
             }
             let n = {
                 let mut g = inner.lock().unwrap();
-                g.received.push(Received { from: from.clone(), to: to.clone(), data });
+                g.received.push(Received {
+                    from: from.clone(),
+                    to: to.clone(),
+                    data,
+                });
                 g.received.len()
             };
             tx.send_replace(n);
@@ -189,6 +225,9 @@ async fn serve(stream: tokio::net::TcpStream, inner: Arc<Mutex<Inner>>, tx: Arc<
 
 fn addr_of(line: &str) -> String {
     let start = line.find('<').map(|i| i + 1).unwrap_or(0);
-    let end = line[start..].find('>').map(|i| start + i).unwrap_or(line.len());
+    let end = line[start..]
+        .find('>')
+        .map(|i| start + i)
+        .unwrap_or(line.len());
     line[start..end].trim().to_string()
 }
