@@ -44,7 +44,11 @@ pub async fn serve(
     let app = router(state);
     let stop = async move { shutdown.cancelled().await };
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
         Some(acceptor) => {
             axum::serve(TlsListener::new(listener, acceptor)?, app)
                 .with_graceful_shutdown(stop)
