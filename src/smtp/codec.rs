@@ -186,7 +186,10 @@ impl DataDecoder {
 mod tests {
     use super::*;
 
-    fn decode(input: &[u8], max: usize) -> (Option<Result<Vec<u8>, TooBig>>, Vec<u8>) {
+    /// The decoded message (if the end was seen) and the bytes left after it.
+    type Decoded = (Option<Result<Vec<u8>, TooBig>>, Vec<u8>);
+
+    fn decode(input: &[u8], max: usize) -> Decoded {
         let mut d = DataDecoder::new(max);
         let mut buf = BytesMut::from(input);
         let done = d.feed(&mut buf);
@@ -195,7 +198,9 @@ mod tests {
 
     #[test]
     fn data_table() {
-        let cases: &[(&[u8], Option<&[u8]>, &[u8])] = &[
+        // (input, content if the end is seen, bytes left after the end)
+        type Case<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+        let cases: &[Case] = &[
             (
                 b"Subject: x\r\n\r\nhi\r\n.\r\n",
                 Some(b"Subject: x\r\n\r\nhi\r\n"),

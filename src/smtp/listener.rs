@@ -55,7 +55,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tracker.spawn(
             async move {
-                handle(stream, peer, session_id, state, tls, &shutdown).await;
+                handle(stream, peer, state, tls, &shutdown).await;
                 drop(permit);
             }
             .instrument(span),
@@ -66,12 +66,11 @@ pub async fn serve(
 async fn handle(
     mut stream: TcpStream,
     peer: SocketAddr,
-    id: String,
     state: AppState,
     tls: Option<TlsAcceptor>,
     shutdown: &CancellationToken,
 ) {
-    let mut session = Session::new(state, id, peer, tls.is_some());
+    let mut session = Session::new(state, peer, tls.is_some());
     session.count_connection();
     tracing::debug!("connected");
     match drive(&mut stream, &mut session, shutdown, true).await {

@@ -51,7 +51,6 @@ pub struct Transaction {
 #[derive(Debug)]
 pub struct Session {
     pub(super) state: AppState,
-    pub(super) id: String,
     pub(super) peer: SocketAddr,
     pub(super) helo: Option<String>,
     pub(super) tls: bool,
@@ -63,10 +62,9 @@ pub struct Session {
 
 impl Session {
     /// A session for a client at `peer`; `tls_available` when STARTTLS can be offered.
-    pub fn new(state: AppState, id: String, peer: SocketAddr, tls_available: bool) -> Session {
+    pub fn new(state: AppState, peer: SocketAddr, tls_available: bool) -> Session {
         Session {
             state,
-            id,
             peer,
             helo: None,
             tls: false,

@@ -170,7 +170,6 @@ async fn idle_sessions_time_out_with_421() {
     let (mut client, mut server) = tokio::io::duplex(4096);
     let mut session = Session::new(
         app.state.clone(),
-        "t".into(),
         "127.0.0.1:1".parse().unwrap(),
         false,
     );
@@ -210,7 +209,6 @@ async fn shutdown_answers_421_between_transactions() {
     let (mut client, mut server) = tokio::io::duplex(4096);
     let mut session = Session::new(
         app.state.clone(),
-        "t".into(),
         "127.0.0.1:1".parse().unwrap(),
         false,
     );
@@ -218,7 +216,8 @@ async fn shutdown_answers_421_between_transactions() {
     let stop = token.clone();
     let task = tokio::spawn(async move { drive(&mut server, &mut session, &stop, true).await });
     let mut buf = vec![0u8; 4096];
-    client.read(&mut buf).await.unwrap();
+    let n = client.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"220"));
     token.cancel();
     let n = client.read(&mut buf).await.unwrap();
     assert!(
