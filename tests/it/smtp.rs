@@ -168,11 +168,7 @@ async fn idle_sessions_time_out_with_421() {
     config.smtp.data_timeout = Duration::from_secs(180);
     let app = quell::app::App::open(config).unwrap();
     let (mut client, mut server) = tokio::io::duplex(4096);
-    let mut session = Session::new(
-        app.state.clone(),
-        "127.0.0.1:1".parse().unwrap(),
-        false,
-    );
+    let mut session = Session::new(app.state.clone(), "127.0.0.1:1".parse().unwrap(), false);
     let task = tokio::spawn(async move {
         drive(&mut server, &mut session, &CancellationToken::new(), true).await
     });
@@ -207,11 +203,7 @@ async fn shutdown_answers_421_between_transactions() {
     config.storage.path = dir.path().join("data");
     let app = quell::app::App::open(config).unwrap();
     let (mut client, mut server) = tokio::io::duplex(4096);
-    let mut session = Session::new(
-        app.state.clone(),
-        "127.0.0.1:1".parse().unwrap(),
-        false,
-    );
+    let mut session = Session::new(app.state.clone(), "127.0.0.1:1".parse().unwrap(), false);
     let token = CancellationToken::new();
     let stop = token.clone();
     let task = tokio::spawn(async move { drive(&mut server, &mut session, &stop, true).await });
