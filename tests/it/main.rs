@@ -1,1 +1,9 @@
+//! The integration tests: quell on port 0, a fake upstream, real SMTP and HTTP.
 
+mod binary;
+mod config_files;
+mod http;
+mod mailgun;
+mod relay;
+mod smtp;
+mod support;

@@ -9,6 +9,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Value};
 
 use super::{render, Resource, Target};
@@ -157,6 +158,28 @@ pub(super) fn origin(state: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
+/// Characters escaped in a path segment (RFC 3986 §3.3): controls, space, delimiters, `%`.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// `{origin}/v3/{domain}/{resource}`, the domain escaped as a path segment.
+pub(super) fn base_url(origin: &str, domain: &str, resource: &str) -> String {
+    format!(
+        "{origin}/v3/{}/{resource}",
+        utf8_percent_encode(domain, SEGMENT)
+    )
+}
+
 /// Up to `limit` entries of `list` in `scope` whose address starts with `term`, in address
 /// order, positioned by `position`.
 ///
@@ -226,9 +249,7 @@ pub(super) async fn list<R: Resource>(
         .filter(|(_, e)| !e.is_expired(now))
         .map(|(a, e)| render::<R>(a, e))
         .collect();
-    let domain =
-        percent_encoding::utf8_percent_encode(&target.domain, percent_encoding::NON_ALPHANUMERIC);
-    let base = format!("{}/v3/{domain}/{}", origin(&state, &headers), R::NAME);
+    let base = base_url(&origin(&state, &headers), &target.domain, R::NAME);
     let addresses: Vec<&str> = rows.iter().map(|(a, _)| a.as_str()).collect();
     Ok(Json(
         json!({ "items": items, "paging": paging(&base, &q, &addresses) }),
@@ -325,6 +346,18 @@ mod tests {
             }
         );
         assert_eq!(back(&p["first"]).position, Position::First);
+    }
+
+    #[test]
+    fn base_urls_keep_the_domain_readable() {
+        assert_eq!(
+            base_url("http://h:1", "mg.example.com", "bounces"),
+            "http://h:1/v3/mg.example.com/bounces"
+        );
+        assert_eq!(
+            base_url("https://h", "a?b#c", "complaints"),
+            "https://h/v3/a%3Fb%23c/complaints"
+        );
     }
 
     #[test]
