@@ -509,6 +509,26 @@ async fn csv_import_with_a_wrong_header_is_refused() {
 }
 
 #[tokio::test]
+async fn csv_import_over_25_mb_is_refused() {
+    let api = Api::start().await;
+    let mut csv = String::from("address\nbig@example.com\n");
+    csv.push_str(&"x".repeat(25 * 1024 * 1024));
+    let (status, body) = api.import("unsubscribes", &csv).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("25 MB"),
+        "{body}"
+    );
+    assert!(api
+        .q
+        .state
+        .store
+        .suppressions_of(&Scope::Domain(DOMAIN.into()), "big@example.com")
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
 async fn requests_without_a_valid_key_are_401() {
     let api = Api::start().await;
     let url = api.url("/unsubscribes");

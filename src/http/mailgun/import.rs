@@ -131,14 +131,15 @@ pub(super) struct Outcome {
     pub skipped: usize,
 }
 
-/// Applies every data row of `csv` in batches of [`BATCH`]; bad rows are logged with their
-/// line number and skipped. Stops only on a store failure.
+/// Applies every data row of `csv` in batches of [`BATCH`]; a bad row is handed to `skip` with
+/// its line number (1 is the header) and the reason, and skipped. Stops only on a store failure.
 pub(super) fn apply<R: Resource>(
     store: &Store,
     scope: &Scope,
     columns: &Columns,
     csv: &[u8],
     now: i64,
+    mut skip: impl FnMut(Option<u64>, &str),
 ) -> Result<Outcome, StoreError> {
     let mut reader = reader(csv);
     let mut outcome = Outcome::default();
@@ -163,7 +164,7 @@ pub(super) fn apply<R: Resource>(
             Err(e) => Some(e.to_string()),
         };
         if let Some(error) = problem {
-            tracing::warn!(resource = R::NAME, %scope, line, %error, "CSV import: row skipped");
+            skip(line, &error);
             outcome.skipped += 1;
         }
         if batch.len() == BATCH {
@@ -214,16 +215,19 @@ pub(super) async fn import<R: Resource>(
     let scope = target.scope;
     let now = chrono::Utc::now().timestamp();
     tracing::info!(resource = R::NAME, %scope, bytes = csv.len(), "CSV import accepted");
-    tokio::task::spawn_blocking(
-        move || match apply::<R>(&store, &scope, &columns, &csv, now) {
-            Ok(o) => {
-                tracing::info!(resource = R::NAME, %scope, written = o.written, skipped = o.skipped, "CSV import done")
-            }
-            Err(e) => {
-                tracing::error!(resource = R::NAME, %scope, error = %e, "CSV import stopped by a store failure")
-            }
-        },
-    );
+    tokio::task::spawn_blocking(move || {
+        let log = |line: Option<u64>, error: &str| {
+            tracing::warn!(resource = R::NAME, %scope, line, error, "CSV import: row skipped");
+        };
+        match apply::<R>(&store, &scope, &columns, &csv, now, log) {
+            Ok(o) => tracing::info!(
+                resource = R::NAME, %scope, written = o.written, skipped = o.skipped, "CSV import done"
+            ),
+            Err(e) => tracing::error!(
+                resource = R::NAME, %scope, error = %e, "CSV import stopped by a store failure"
+            ),
+        }
+    });
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "message": "file uploaded successfully" })),
@@ -279,13 +283,24 @@ mod tests {
         csv.push_str("\"dated@x.io\",\"a,b\",\"Fri, 21 Oct 2011 11:02:55 UTC\"\n");
         csv.push('\n');
         let columns = check_header::<Unsubscribes>(csv.as_bytes()).unwrap();
-        let o = apply::<Unsubscribes>(&store, &scope, &columns, csv.as_bytes(), 7).unwrap();
-        assert_eq!(
-            o,
-            Outcome {
-                written: 2501,
-                skipped: 2
-            }
+        let mut skipped = Vec::new();
+        let o = apply::<Unsubscribes>(&store, &scope, &columns, csv.as_bytes(), 7, |line, e| {
+            skipped.push((line, e.to_string()))
+        })
+        .unwrap();
+        assert_eq!((o.written, o.skipped), (2501, 2));
+        // Line 1 is the header, so the 2500 good rows are lines 2..=2501.
+        assert_eq!(skipped[0].0, Some(2502));
+        assert!(
+            skipped[0].1.starts_with("address \"not-an-address\""),
+            "{:?}",
+            skipped[0]
+        );
+        assert_eq!(skipped[1].0, Some(2503));
+        assert!(
+            skipped[1].1.starts_with("created_at \"Fri\""),
+            "{:?}",
+            skipped[1]
         );
         let get = |a: &str| {
             store
@@ -308,7 +323,7 @@ mod tests {
         let scope = Scope::Domain("d.io".into());
         let csv = b"address,code,error\nb@x.io,554,relay denied\nc@x.io,abc,\n";
         let columns = check_header::<Bounces>(csv).unwrap();
-        let o = apply::<Bounces>(&store, &scope, &columns, csv, 0).unwrap();
+        let o = apply::<Bounces>(&store, &scope, &columns, csv, 0, |_, _| {}).unwrap();
         assert_eq!(
             o,
             Outcome {
