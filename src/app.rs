@@ -29,6 +29,8 @@ pub enum AppError {
     Tls { key: &'static str, source: TlsError },
     #[error("store: {0}")]
     Runtime(#[from] StoreError),
+    #[error("{0}")]
+    UpstreamCa(#[from] crate::queue::upstream::CaError),
     #[error("http server: {0}")]
     Http(std::io::Error),
 }
@@ -92,19 +94,14 @@ impl App {
                 source,
             })?;
         crate::tls::install_crypto_provider();
+        let upstream = Upstream::new(&config.upstream)?;
 
         let tracker = TaskTracker::new();
         let recovered = queue::worker::recover(&state)?;
         if recovered > 0 {
             tracing::info!(count = recovered, "queued messages scheduled for delivery");
         }
-        queue::worker::start(
-            &state,
-            self.jobs,
-            Upstream::new(&config.upstream),
-            shutdown.clone(),
-            &tracker,
-        );
+        queue::worker::start(&state, self.jobs, upstream, shutdown.clone(), &tracker);
         tracker.spawn(crate::smtp::serve(
             listeners.smtp,
             state.clone(),

@@ -89,6 +89,8 @@ pub struct UpstreamConfig {
     pub connections: usize,
     pub timeout: Duration,
     pub helo_name: String,
+    /// CA certificates trusted for the upstream's TLS; `None`: the public web PKI roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -326,6 +328,14 @@ impl TryFrom<RawConfig> for Config {
         if u.connections == 0 {
             return Err(ConfigError::new("upstream.connections", "must be > 0"));
         }
+        if let Some(ca) = &u.ca_file {
+            if !Path::new(ca).is_file() {
+                return Err(ConfigError::new(
+                    "upstream.ca_file",
+                    format!("file {ca:?} not found"),
+                ));
+            }
+        }
         let upstream = UpstreamConfig {
             host: u.host,
             port: u.port,
@@ -334,6 +344,7 @@ impl TryFrom<RawConfig> for Config {
             connections: u.connections,
             timeout: duration("upstream.timeout", &u.timeout)?,
             helo_name: u.helo_name.unwrap_or_else(|| smtp.hostname.clone()),
+            ca_file: u.ca_file.map(PathBuf::from),
         };
 
         let q = raw.queue;

@@ -93,6 +93,8 @@ pub struct RawUpstream {
     pub timeout: String,
     /// Name sent in EHLO to the upstream.
     pub helo_name: Option<String>,
+    /// PEM CA certificates to trust for the upstream instead of the public web PKI roots.
+    pub ca_file: Option<String>,
 }
 
 impl Default for RawUpstream {
@@ -106,6 +108,7 @@ impl Default for RawUpstream {
             connections: 8,
             timeout: "60s".into(),
             helo_name: None,
+            ca_file: None,
         }
     }
 }

@@ -12,7 +12,9 @@ use std::task::{Context, Poll};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
+};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Address;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -72,12 +74,23 @@ impl SendError {
     }
 }
 
+/// The upstream's CA file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream.ca_file {path}: {reason}")]
+pub struct CaError {
+    path: String,
+    reason: String,
+}
+
 /// How to reach the upstream.
 #[derive(Clone)]
 pub struct Upstream {
     config: UpstreamConfig,
     client_id: ClientId,
+    /// For implicit TLS (our own handshake).
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// PEM of `upstream.ca_file`, for lettre's STARTTLS parameters.
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -90,21 +103,62 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig) -> Upstream {
-        let tls = (config.tls != UpstreamTls::None).then(|| {
-            let roots =
-                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            Arc::new(
+    /// Prepares the TLS trust: `upstream.ca_file` when set, else the public web PKI roots.
+    pub fn new(config: &UpstreamConfig) -> Result<Upstream, CaError> {
+        let bad = |reason: String| CaError {
+            path: config
+                .ca_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            reason,
+        };
+        let ca_pem = match &config.ca_file {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|e| bad(e.to_string()))?),
+        };
+        let tls = if config.tls == UpstreamTls::None {
+            None
+        } else {
+            let roots = match &ca_pem {
+                None => {
+                    rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
+                }
+                Some(pem) => {
+                    let mut roots = rustls::RootCertStore::empty();
+                    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+                        let cert = cert.map_err(|e| bad(e.to_string()))?;
+                        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+                    }
+                    if roots.is_empty() {
+                        return Err(bad("no certificate in file".into()));
+                    }
+                    roots
+                }
+            };
+            Some(Arc::new(
                 rustls::ClientConfig::builder()
                     .with_root_certificates(roots)
                     .with_no_client_auth(),
-            )
-        });
-        Upstream {
+            ))
+        };
+        Ok(Upstream {
             config: config.clone(),
             client_id: ClientId::Domain(config.helo_name.clone()),
             tls,
+            ca_pem,
+        })
+    }
+
+    /// lettre's parameters for STARTTLS, with the same trust as implicit TLS.
+    fn starttls_parameters(&self) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+        let mut builder = TlsParameters::builder(self.config.host.clone());
+        if let Some(pem) = &self.ca_pem {
+            builder = builder
+                .certificate_store(CertificateStore::None)
+                .add_root_certificate(Certificate::from_pem(pem)?);
         }
+        builder.build_rustls()
     }
 
     /// Sends `message` from `sender` (empty: `<>`) to `recipient`, reusing `*connection` when
@@ -167,7 +221,8 @@ impl Upstream {
         }
         .map_err(|e| SendError::from_lettre(&e))?;
         if self.config.tls == UpstreamTls::StartTls {
-            let params = TlsParameters::new(self.config.host.clone())
+            let params = self
+                .starttls_parameters()
                 .map_err(|e| SendError::from_lettre(&e))?;
             conn.starttls(params, &self.client_id)
                 .await

@@ -3,7 +3,8 @@
 mod binary;
 mod config_files;
 mod http;
-mod mailgun;
 mod relay;
 mod smtp;
 mod support;
+mod swaks;
+mod upstream_tls;

@@ -225,26 +225,7 @@ mod tls {
     use argon2::password_hash::{PasswordHasher, SaltString};
     use argon2::Argon2;
     use base64::Engine;
-    use std::sync::Arc;
     use tokio::io::{AsyncBufReadExt, BufReader};
-
-    fn cert(
-        dir: &std::path::Path,
-    ) -> (
-        std::path::PathBuf,
-        std::path::PathBuf,
-        rustls::pki_types::CertificateDer<'static>,
-    ) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k, cert.der().clone())
-    }
 
     async fn line_reply<S: tokio::io::AsyncRead + Unpin>(r: &mut BufReader<S>) -> String {
         let mut all = String::new();
@@ -271,7 +252,8 @@ mod tls {
     #[tokio::test]
     async fn starttls_then_auth_allows_relay_from_outside() {
         let dir = tempfile::tempdir().unwrap();
-        let (cert_file, key_file, der) = cert(dir.path());
+        let cert = crate::support::tls::TestCert::new(dir.path());
+        let (cert_file, key_file) = (cert.cert_file.clone(), cert.key_file.clone());
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
         let hash = Argon2::default()
             .hash_password(b"s3cret", &salt)
@@ -310,13 +292,7 @@ mod tls {
             .unwrap();
         line_reply(&mut r).await;
         assert!(line_reply(&mut r).await.starts_with("220"));
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(der).unwrap();
-        quell::tls::install_crypto_provider();
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let connector = cert.connector();
         let tls = connector
             .connect("localhost".try_into().unwrap(), r.into_inner())
             .await

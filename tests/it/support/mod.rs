@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod smtp_client;
+pub mod tls;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -29,6 +29,10 @@ pub struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: Vec<u8>,
+    /// Whether the session was encrypted.
+    pub tls: bool,
+    /// The user that authenticated, if any.
+    pub user: Option<String>,
 }
 
 impl Received {
@@ -45,6 +49,16 @@ struct Inner {
     rcpt_attempts: HashMap<String, usize>,
 }
 
+/// TLS and AUTH the fake upstream offers.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Offer STARTTLS, or with `implicit` speak TLS from the first byte.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub implicit: bool,
+    /// Require AUTH PLAIN with these credentials before MAIL.
+    pub credentials: Option<(String, String)>,
+}
+
 #[derive(Clone)]
 pub struct FakeUpstream {
     pub addr: SocketAddr,
@@ -54,6 +68,10 @@ pub struct FakeUpstream {
 
 impl FakeUpstream {
     pub async fn start() -> FakeUpstream {
+        FakeUpstream::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> FakeUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Mutex::new(Inner::default()));
@@ -62,10 +80,13 @@ impl FakeUpstream {
         let shared = inner.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let inner = shared.clone();
-                let tx = tx.clone();
+                let ctx = Ctx {
+                    inner: shared.clone(),
+                    tx: tx.clone(),
+                    options: options.clone(),
+                };
                 tokio::spawn(async move {
-                    let _ = serve(stream, inner, tx).await;
+                    let _ = connection(stream, ctx).await;
                 });
             }
         });
@@ -138,32 +159,89 @@ impl FakeUpstream {
     }
 }
 
-async fn serve(
-    stream: tokio::net::TcpStream,
+#[derive(Clone)]
+struct Ctx {
     inner: Arc<Mutex<Inner>>,
     tx: Arc<watch::Sender<usize>>,
-) -> std::io::Result<()> {
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    w.write_all(b"220 fake.upstream ESMTP\r\n").await?;
+    options: Options,
+}
+
+async fn connection(stream: tokio::net::TcpStream, ctx: Ctx) -> std::io::Result<()> {
+    match (&ctx.options.tls, ctx.options.implicit) {
+        (Some(acceptor), true) => {
+            let tls = acceptor.accept(stream).await?;
+            session(tls, &ctx, true).await?;
+        }
+        _ => {
+            if let Some(plain) = session(stream, &ctx, false).await? {
+                let acceptor = ctx.options.tls.clone().expect("STARTTLS only when offered");
+                let tls = acceptor.accept(plain).await?;
+                session(tls, &ctx, true).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One SMTP session; returns the stream when the client asked for STARTTLS.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    ctx: &Ctx,
+    tls: bool,
+) -> std::io::Result<Option<S>> {
+    let mut r = BufReader::new(stream);
+    if !tls || ctx.options.implicit {
+        r.get_mut()
+            .write_all(b"220 fake.upstream ESMTP\r\n")
+            .await?;
+    }
     let mut from = String::new();
     let mut to = Vec::new();
+    let mut user: Option<String> = None;
     loop {
         let mut line = String::new();
         if r.read_line(&mut line).await? == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let upper = line.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
-            "250-fake.upstream\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into()
+            let mut ext = String::from("250-fake.upstream\r\n250-8BITMIME\r\n");
+            if ctx.options.tls.is_some() && !tls {
+                ext.push_str("250-STARTTLS\r\n");
+            }
+            if ctx.options.credentials.is_some() {
+                ext.push_str("250-AUTH PLAIN LOGIN\r\n");
+            }
+            ext.push_str("250 SMTPUTF8\r\n");
+            ext
+        } else if upper.starts_with("STARTTLS") && ctx.options.tls.is_some() && !tls {
+            r.get_mut().write_all(b"220 2.0.0 go ahead\r\n").await?;
+            return Ok(Some(r.into_inner()));
+        } else if upper.starts_with("AUTH PLAIN ") {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(line[11..].trim())
+                .unwrap_or_default();
+            let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+            match (&ctx.options.credentials, parts.as_slice()) {
+                (Some((u, p)), [_, gu, gp]) if u.as_bytes() == *gu && p.as_bytes() == *gp => {
+                    user = Some(u.clone());
+                    "235 2.7.0 ok\r\n".into()
+                }
+                _ => "535 5.7.8 bad credentials\r\n".into(),
+            }
         } else if upper.starts_with("MAIL FROM:") {
-            from = addr_of(&line);
-            to.clear();
-            "250 2.1.0 ok\r\n".into()
+            if ctx.options.credentials.is_some() && user.is_none() {
+                "530 5.7.0 authentication required\r\n".into()
+            } else {
+                from = addr_of(&line);
+                to.clear();
+                "250 2.1.0 ok\r\n".into()
+            }
         } else if upper.starts_with("RCPT TO:") {
             let rcpt = addr_of(&line);
             let script = {
-                let mut g = inner.lock().unwrap();
+                let mut g = ctx.inner.lock().unwrap();
                 *g.rcpt_attempts.entry(rcpt.clone()).or_default() += 1;
                 g.per_rcpt
                     .get(&rcpt)
@@ -172,7 +250,7 @@ async fn serve(
                     .unwrap_or(Script::Accept)
             };
             // Let waiters see the attempt.
-            tx.send_modify(|_| {});
+            ctx.tx.send_modify(|_| {});
             match script {
                 Script::Accept => {
                     to.push(rcpt);
@@ -183,12 +261,12 @@ async fn serve(
                 Script::Refuse => "550 5.7.1 refused by policy\r\n".into(),
             }
         } else if upper.starts_with("DATA") {
-            w.write_all(b"354 go ahead\r\n").await?;
+            r.get_mut().write_all(b"354 go ahead\r\n").await?;
             let mut data = Vec::new();
             loop {
                 let mut l = Vec::new();
                 if r.read_until(b'\n', &mut l).await? == 0 {
-                    return Ok(());
+                    return Ok(None);
                 }
                 if l == b".\r\n" {
                     break;
@@ -201,25 +279,27 @@ async fn serve(
                 data.extend_from_slice(l);
             }
             let n = {
-                let mut g = inner.lock().unwrap();
+                let mut g = ctx.inner.lock().unwrap();
                 g.received.push(Received {
                     from: from.clone(),
                     to: to.clone(),
                     data,
+                    tls,
+                    user: user.clone(),
                 });
                 g.received.len()
             };
-            tx.send_replace(n);
+            ctx.tx.send_replace(n);
             "250 2.0.0 queued upstream\r\n".into()
         } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
             "250 2.0.0 ok\r\n".into()
         } else if upper.starts_with("QUIT") {
-            w.write_all(b"221 2.0.0 bye\r\n").await?;
-            return Ok(());
+            r.get_mut().write_all(b"221 2.0.0 bye\r\n").await?;
+            return Ok(None);
         } else {
             "502 5.5.1 not implemented\r\n".into()
         };
-        w.write_all(reply.as_bytes()).await?;
+        r.get_mut().write_all(reply.as_bytes()).await?;
     }
 }
 
