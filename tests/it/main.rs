@@ -3,6 +3,7 @@
 mod binary;
 mod config_files;
 mod http;
+mod mailgun;
 mod relay;
 mod smtp;
 mod support;
