@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::id::now_secs;
@@ -96,7 +95,7 @@ impl App {
         crate::tls::install_crypto_provider();
         let upstream = Upstream::new(&config.upstream)?;
 
-        let tracker = TaskTracker::new();
+        let tracker = state.tasks.clone();
         let recovered = queue::worker::recover(&state)?;
         if recovered > 0 {
             tracing::info!(count = recovered, "queued messages scheduled for delivery");

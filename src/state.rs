@@ -4,6 +4,8 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use tokio_util::task::TaskTracker;
+
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -20,6 +22,9 @@ pub struct AppState {
     pub scheduler: Scheduler,
     /// Set once every listener is up (`/readyz`).
     pub ready: Arc<AtomicBool>,
+    /// Every task that must finish before quell exits: sessions, deliveries, background
+    /// imports. The drain on shutdown waits for it.
+    pub tasks: TaskTracker,
 }
 
 impl AppState {
@@ -33,6 +38,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             scheduler,
             ready: Arc::new(AtomicBool::new(false)),
+            tasks: TaskTracker::new(),
         }
     }
 }

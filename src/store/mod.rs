@@ -30,7 +30,7 @@ use std::path::Path;
 pub use allowlist::AllowEntry;
 pub use messages::{MessageRecord, MessageWatch, Status};
 pub use queue::{QueuedMessage, QueuedRecipient};
-pub use suppressions::{List, Reason, Scope, Suppression, SuppressionKey};
+pub use suppressions::{List, Page, Reason, Scope, Suppression, SuppressionKey};
 
 /// A store failure. Every one is an I/O or corruption problem, never bad input.
 #[derive(Debug, thiserror::Error)]

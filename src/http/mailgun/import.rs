@@ -215,7 +215,8 @@ pub(super) async fn import<R: Resource>(
     let scope = target.scope;
     let now = chrono::Utc::now().timestamp();
     tracing::info!(resource = R::NAME, %scope, bytes = csv.len(), "CSV import accepted");
-    tokio::task::spawn_blocking(move || {
+    // Tracked, so a graceful shutdown waits for the import to finish.
+    state.tasks.spawn_blocking(move || {
         let log = |line: Option<u64>, error: &str| {
             tracing::warn!(resource = R::NAME, %scope, line, error, "CSV import: row skipped");
         };

@@ -16,7 +16,7 @@ use super::{render, Resource, Target};
 use crate::http::auth::ApiKey;
 use crate::http::error::ApiError;
 use crate::state::AppState;
-use crate::store::{List, Scope, Store, StoreError, Suppression};
+use crate::store::{List, Page, Scope, Store, StoreError, Suppression};
 
 /// Mailgun's default page size.
 const DEFAULT_LIMIT: usize = 100;
@@ -181,11 +181,7 @@ pub(super) fn base_url(origin: &str, domain: &str, resource: &str) -> String {
 }
 
 /// Up to `limit` entries of `list` in `scope` whose address starts with `term`, in address
-/// order, positioned by `position`.
-///
-/// This walks [`Store::suppressions_all`] because `store::Page` (the argument of
-/// `Store::suppression_page`) is not exported from `store`; with `pub use
-/// suppressions::Page` there, this becomes one `suppression_page` call (a range scan).
+/// order, positioned by `position`: one range scan of the store.
 pub(super) fn fetch(
     store: &Store,
     scope: &Scope,
@@ -194,36 +190,13 @@ pub(super) fn fetch(
     term: &str,
     limit: usize,
 ) -> Result<Vec<(String, Suppression)>, StoreError> {
-    let mut out: std::collections::VecDeque<(String, Suppression)> =
-        std::collections::VecDeque::new();
-    let keep_tail = matches!(position, Position::Before(_) | Position::Last);
-    let mut seen_scope = false;
-    for item in store.suppressions_all() {
-        let (key, entry) = item?;
-        if key.scope != *scope {
-            if seen_scope {
-                break; // keys are grouped by scope
-            }
-            continue;
-        }
-        seen_scope = true;
-        if key.list != list || !key.address.starts_with(term) {
-            continue;
-        }
-        match position {
-            Position::After(a) if key.address.as_str() <= a.as_str() => continue,
-            Position::Before(a) if key.address.as_str() >= a.as_str() => break,
-            _ => {}
-        }
-        out.push_back((key.address, entry));
-        if out.len() > limit {
-            out.pop_front();
-        }
-        if !keep_tail && out.len() == limit {
-            break;
-        }
-    }
-    Ok(out.into())
+    let page = match position {
+        Position::First => Page::First,
+        Position::After(a) => Page::After(a),
+        Position::Before(a) => Page::Before(a),
+        Position::Last => Page::Last,
+    };
+    store.suppression_page(scope, list, page, term, limit)
 }
 
 /// `GET /v3/{domain}/{resource}`.
