@@ -18,6 +18,7 @@
 //! | [`mime`] | pure byte rewrites of messages (tag headers today) |
 //! | [`metrics`] | process-wide counters rendered as Prometheus text |
 //! | [`tls`] | rustls server configuration for STARTTLS and https |
+//! | [`unsubscribe`] | per-recipient unsubscribe tokens and landing pages |
 //! | [`address`] | e-mail address normalisation shared by SMTP and the APIs |
 //! | [`id`] | queue ids and per-recipient message ids |
 
@@ -35,3 +36,4 @@ pub mod smtp;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod unsubscribe;

@@ -1,0 +1,1 @@
+//! Unsubscribe links: authenticated, encrypted per-recipient tokens and the landing pages.
