@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod landing;
 pub mod mailgun;
 pub mod messages;
 
@@ -27,6 +28,7 @@ pub const MAX_BODY: usize = 26 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(landing::router())
         .merge(messages::router())
         .merge(mailgun::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
