@@ -3,6 +3,7 @@
 mod binary;
 mod config_files;
 mod http;
+mod landing;
 mod mailgun;
 mod relay;
 mod smtp;
