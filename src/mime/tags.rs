@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use super::fields::header_fields;
+
 /// The header names that carry tags, lowercase.
 const TAG_HEADERS: [&str; 2] = ["x-mc-tags", "x-mailgun-tag"];
 
@@ -13,11 +15,7 @@ pub fn take_tags(message: &[u8]) -> (Vec<String>, Cow<'_, [u8]>) {
     let mut tags: Vec<String> = Vec::new();
     let mut removed: Vec<(usize, usize)> = Vec::new();
     for field in header_fields(message) {
-        let name = &message[field.start..field.colon];
-        if !TAG_HEADERS
-            .iter()
-            .any(|h| name.trim_ascii().eq_ignore_ascii_case(h.as_bytes()))
-        {
+        if !TAG_HEADERS.iter().any(|h| field.is_named(message, h)) {
             continue;
         }
         let value = String::from_utf8_lossy(&message[field.colon + 1..field.end]);
@@ -40,50 +38,6 @@ pub fn take_tags(message: &[u8]) -> (Vec<String>, Cow<'_, [u8]>) {
     }
     out.extend_from_slice(&message[pos..]);
     (tags, Cow::Owned(out))
-}
-
-/// One header field: `start..end` spans the whole field with its folded lines and final line
-/// end; `colon` is the position of the `:`.
-struct Field {
-    start: usize,
-    colon: usize,
-    end: usize,
-}
-
-/// The header fields of `message` up to the empty line (RFC 5322 §2.2, folding §2.2.3).
-fn header_fields(message: &[u8]) -> Vec<Field> {
-    let mut fields = Vec::new();
-    let mut pos = 0;
-    while pos < message.len() {
-        let line_end = next_line_end(message, pos);
-        let line = &message[pos..line_end];
-        if line == b"\r\n" || line == b"\n" {
-            break;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            // Not a header line: the header section is malformed here; stop reading it.
-            break;
-        };
-        let mut end = line_end;
-        while end < message.len() && matches!(message[end], b' ' | b'\t') {
-            end = next_line_end(message, end);
-        }
-        fields.push(Field {
-            start: pos,
-            colon: pos + colon,
-            end,
-        });
-        pos = end;
-    }
-    fields
-}
-
-fn next_line_end(message: &[u8], from: usize) -> usize {
-    message[from..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|p| from + p + 1)
-        .unwrap_or(message.len())
 }
 
 #[cfg(test)]
