@@ -62,10 +62,17 @@ pub(super) fn next_line_end(message: &[u8], from: usize) -> usize {
 /// requires, or a bare LF for messages stored the Unix way. Text we add uses the same, so a
 /// message never ends up with both.
 pub(super) fn line_ending(message: &[u8]) -> &'static [u8] {
-    match message.iter().position(|&b| b == b'\n') {
-        Some(p) if p == 0 || message[p - 1] != b'\r' => b"\n",
-        _ => b"\r\n",
-    }
+    first_line_end(message).unwrap_or(b"\r\n")
+}
+
+/// The line ending of the first line of `text`, if it has a line end at all.
+pub(super) fn first_line_end(text: &[u8]) -> Option<&'static [u8]> {
+    let p = text.iter().position(|&b| b == b'\n')?;
+    Some(if p > 0 && text[p - 1] == b'\r' {
+        b"\r\n"
+    } else {
+        b"\n"
+    })
 }
 
 #[cfg(test)]

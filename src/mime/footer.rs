@@ -25,9 +25,10 @@ pub fn append_footer<'a>(message: &'a [u8], link: &str) -> Result<Cow<'a, [u8]>,
         let Some(body) = Body::decode(&message[part.body.clone()], part.encoding) else {
             continue;
         };
+        let text_line_end = body.text_line_end(line_end);
         let edit = match part.kind {
-            TextKind::Plain => text_footer(body.text(), link, line_end),
-            TextKind::Html => html_footer(body.text(), link, line_end),
+            TextKind::Plain => text_footer(body.text(), link, text_line_end),
+            TextKind::Html => html_footer(body.text(), link, text_line_end),
         };
         patched.push(PartPatches {
             body: part.body.clone(),

@@ -10,6 +10,7 @@ use std::ops::Range;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, Engine};
 
+use super::fields::first_line_end;
 use super::qp;
 
 /// Base64 characters per encoded line (RFC 2045 §6.8).
@@ -72,6 +73,16 @@ impl<'a> Body<'a> {
             Body::QuotedPrintable(decoded) => &decoded.text,
             Body::Base64 { text, .. } => text,
         }
+    }
+
+    /// The line ending for lines added to the decoded text: the one the text already uses;
+    /// for a text without one, the canonical CRLF inside base64 (RFC 2046 §4.1.1) and the
+    /// message's own (`message_line_end`) where the encoded line ends are the text's.
+    pub(super) fn text_line_end(&self, message_line_end: &'static [u8]) -> &'static [u8] {
+        first_line_end(self.text()).unwrap_or(match self {
+            Body::Base64 { .. } => b"\r\n",
+            _ => message_line_end,
+        })
     }
 
     /// The patches that apply `edits` (sorted, not overlapping) to the encoded body. New line
