@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, DkimConfig};
 use crate::id::now_secs;
-use crate::queue::{self, upstream::Upstream, Jobs, Scheduler};
+use crate::mime::dkim::{Dkim, DkimError};
+use crate::queue::{self, render::Renderer, upstream::Upstream, Jobs, Scheduler};
 use crate::shutdown::CancellationToken;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
@@ -30,6 +31,8 @@ pub enum AppError {
     Runtime(#[from] StoreError),
     #[error("{0}")]
     UpstreamCa(#[from] crate::queue::upstream::CaError),
+    #[error("dkim.key_file {path}: {reason}")]
+    Dkim { path: String, reason: String },
     #[error("http server: {0}")]
     Http(std::io::Error),
 }
@@ -94,13 +97,22 @@ impl App {
             })?;
         crate::tls::install_crypto_provider();
         let upstream = Upstream::new(&config.upstream)?;
+        let dkim = config.dkim.as_ref().map(load_dkim).transpose()?;
 
         let tracker = state.tasks.clone();
         let recovered = queue::worker::recover(&state)?;
         if recovered > 0 {
             tracing::info!(count = recovered, "queued messages scheduled for delivery");
         }
-        queue::worker::start(&state, self.jobs, upstream, shutdown.clone(), &tracker);
+        let renderer = Arc::new(Renderer::new(&config, state.tokens.clone(), dkim));
+        queue::worker::start(
+            &state,
+            self.jobs,
+            upstream,
+            renderer,
+            shutdown.clone(),
+            &tracker,
+        );
         tracker.spawn(crate::smtp::serve(
             listeners.smtp,
             state.clone(),
@@ -139,6 +151,17 @@ impl App {
             Err(e) => Err(AppError::Http(std::io::Error::other(e))),
         }
     }
+}
+
+/// The DKIM signer for `[dkim]`, its key read from `key_file`.
+pub fn load_dkim(config: &DkimConfig) -> Result<Dkim, AppError> {
+    let error = |reason: String| AppError::Dkim {
+        path: config.key_file.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(&config.key_file).map_err(|e| error(e.to_string()))?;
+    Dkim::from_pem(&config.domain, &config.selector, &pem)
+        .map_err(|e: DkimError| error(e.to_string()))
 }
 
 /// Removes message records older than `storage.message_retention`, hourly.

@@ -51,8 +51,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => {
             let path = config::resolve_path(config.as_deref());
-            match config::load(&path) {
-                Ok(_) => {
+            match config::load(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|c| check_files(&c))
+            {
+                Ok(()) => {
                     println!("{}: ok", path.display());
                     ExitCode::SUCCESS
                 }
@@ -71,6 +74,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if let Err(e) = check_files(&config) {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(2);
+            }
             init_tracing(config.log.format);
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +88,22 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Checks what the config points at beyond its syntax: the DKIM key loads, TLS files parse.
+fn check_files(config: &Config) -> Result<(), String> {
+    if let Some(dkim) = &config.dkim {
+        quell::app::load_dkim(dkim).map_err(|e| e.to_string())?;
+    }
+    for (key, files) in [
+        ("smtp.tls", &config.smtp.tls),
+        ("http.tls", &config.http.tls),
+    ] {
+        if let Some(files) = files {
+            quell::tls::acceptor(files).map_err(|e| format!("{key}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {

@@ -41,7 +41,17 @@ pub struct Config {
     pub log: LogConfig,
     /// Kept as written until the unsubscribe links are built on it.
     pub unsubscribe: raw::RawUnsubscribe,
-    pub dkim: Option<raw::RawDkim>,
+    pub dkim: Option<DkimConfig>,
+}
+
+/// `[dkim]`: sign every forwarded copy for `domain` with the key published at
+/// `<selector>._domainkey.<domain>`.
+#[derive(Debug, Clone)]
+pub struct DkimConfig {
+    pub domain: String,
+    pub selector: String,
+    /// PEM private key: RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8).
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -442,6 +452,28 @@ impl TryFrom<RawConfig> for Config {
             }
         }
 
+        let dkim = match raw.dkim {
+            None => None,
+            Some(d) => {
+                if d.domain.trim().is_empty() {
+                    return Err(ConfigError::new("dkim.domain", "must not be empty"));
+                }
+                if d.selector.trim().is_empty() {
+                    return Err(ConfigError::new("dkim.selector", "must not be empty"));
+                }
+                if !Path::new(&d.key_file).is_file() {
+                    return Err(ConfigError::new(
+                        "dkim.key_file",
+                        format!("file {:?} not found", d.key_file),
+                    ));
+                }
+                Some(DkimConfig {
+                    domain: d.domain.trim().to_ascii_lowercase(),
+                    selector: d.selector.trim().to_string(),
+                    key_file: d.key_file.into(),
+                })
+            }
+        };
         Ok(Config {
             smtp,
             upstream,
@@ -451,7 +483,7 @@ impl TryFrom<RawConfig> for Config {
             storage,
             log,
             unsubscribe: un,
-            dkim: raw.dkim,
+            dkim,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! | [`unsub`] | `*|UNSUB|*` / `*|UNSUB:url|*` merge tags: found, and replaced by links |
 //! | [`footer`] | the unsubscribe footer for messages without a tag |
 //! | [`headers`] | `List-Unsubscribe` and friends: test for a field, prepend folded fields |
+//! | [`dkim`] | DKIM signing of each forwarded copy (RFC 6376, RFC 8058 §4) |
 //! | [`tags`] | `X-MC-Tags` / `X-Mailgun-Tag` read and removed |
 //! | `parts` | which parts are text a reader sees, at which offsets (mail-parser) |
 //! | `transfer`, `qp` | decoding a body and writing edits back in its transfer encoding |
@@ -18,6 +19,7 @@
 //! | `splice` | patches written into the message; the multipart boundary check |
 //! | `fields`, `search`, `html` | header field spans; byte search; HTML (un)escaping |
 
+pub mod dkim;
 mod error;
 mod fields;
 pub mod footer;

@@ -4,10 +4,12 @@
 //!
 //! | file | concept |
 //! |---|---|
+//! | [`render`] | the copy each recipient receives: links, footer, List-Unsubscribe, DKIM |
 //! | [`retry`] | the backoff schedule and delayed re-scheduling |
 //! | [`upstream`] | the lettre connection (TCP_NODELAY, TLS, auth, timeouts) |
 //! | [`worker`] | one delivery attempt of a queued transaction |
 
+pub mod render;
 pub mod retry;
 pub mod upstream;
 pub mod worker;

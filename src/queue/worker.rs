@@ -12,6 +12,7 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::render::Renderer;
 use super::retry::backoff;
 use super::upstream::{SendError, Upstream};
 use super::Jobs;
@@ -28,6 +29,7 @@ pub fn start(
     state: &AppState,
     jobs: Arc<Jobs>,
     upstream: Upstream,
+    renderer: Arc<Renderer>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) {
@@ -35,6 +37,7 @@ pub fn start(
         let state = state.clone();
         let jobs = jobs.clone();
         let upstream = upstream.clone();
+        let renderer = renderer.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let mut connection = None;
@@ -47,7 +50,7 @@ pub fn start(
                     continue;
                 }
                 let span = tracing::info_span!("delivery", queue_id = %id, worker = n);
-                if let Err(e) = attempt(&state, &upstream, &mut connection, &id).instrument(span).await {
+                if let Err(e) = attempt(&state, &upstream, &renderer, &mut connection, &id).instrument(span).await {
                     tracing::error!(queue_id = %id, error = %e, "delivery bookkeeping failed; retrying later");
                     state.scheduler.after(id.clone(), state.config.queue.retry_initial);
                 }
@@ -81,6 +84,7 @@ pub fn recover(state: &AppState) -> Result<usize, StoreError> {
 async fn attempt(
     state: &AppState,
     upstream: &Upstream,
+    renderer: &Renderer,
     connection: &mut Option<AsyncSmtpConnection>,
     id: &str,
 ) -> Result<(), StoreError> {
@@ -94,12 +98,15 @@ async fn attempt(
         return Ok(());
     };
     message.attempts += 1;
+    let analysis = renderer.analyze(&body);
     let mut deferred: Vec<(QueuedRecipient, SendError)> = Vec::new();
     for rcpt in std::mem::take(&mut message.recipients) {
+        let copy = renderer.render(&body, &analysis, &message, &rcpt);
         let started = Instant::now();
         let result = upstream
-            .send(connection, &message.sender, &rcpt.address, &body)
+            .send(connection, &message.sender, &rcpt.address, &copy)
             .await;
+        drop(copy);
         Metrics::inc(&state.metrics.upstream_sends);
         state.metrics.upstream_latency_us.fetch_add(
             started.elapsed().as_micros() as u64,

@@ -2,6 +2,7 @@
 
 mod binary;
 mod config_files;
+mod dkim;
 mod http;
 mod landing;
 mod mailgun;
