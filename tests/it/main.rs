@@ -10,4 +10,5 @@ mod relay;
 mod smtp;
 mod support;
 mod swaks;
+mod unsub_links;
 mod upstream_tls;

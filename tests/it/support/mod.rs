@@ -17,7 +17,7 @@ use quell::state::AppState;
 use tokio::net::TcpListener;
 
 pub use smtp_client::SmtpClient;
-pub use upstream::{FakeUpstream, Script};
+pub use upstream::{FakeUpstream, Received, Script};
 
 /// A valid management key configured by [`Quell::start`].
 pub const API_KEY: &str = "test-key-0123456789abcdef";
@@ -55,10 +55,12 @@ impl Quell {
         config.http.api_keys = vec![API_KEY.to_string()];
         config.queue.retry_initial = Duration::from_millis(50);
         config.queue.retry_max = Duration::from_millis(200);
-        change(&mut config);
         let smtp = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let (smtp_addr, http_addr) = (smtp.local_addr().unwrap(), http.local_addr().unwrap());
+        // Links in delivered mail point at this instance.
+        config.unsubscribe.base_url = format!("http://{http_addr}");
+        change(&mut config);
         let app = App::open(config).expect("open quell");
         let state = app.state.clone();
         let shutdown = CancellationToken::new();
