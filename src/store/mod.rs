@@ -9,6 +9,8 @@
 //! | `queue` | `<queue id>` | [`QueuedMessage`]: envelope and recipients still to deliver |
 //! | `spool` | `<queue id>` | the message bytes as received (CRLF, dot-unstuffed) |
 //! | `messages` | `<md_id>` = `<queue id>.<n>` | [`MessageRecord`] per recipient copy |
+//! | `profiles` | `<distinct id>` | the normalised address (Mixpanel profiles) |
+//! | `profiles_by_address` | `<address> 0x00 <distinct id>` | empty: the reverse index |
 //! | `meta` | name | raw bytes (generated secrets and the like) |
 //!
 //! Addresses in keys are normalised (trimmed, lowercased). Queue ids start with 12 hex digits of
@@ -22,6 +24,7 @@
 
 mod allowlist;
 mod messages;
+mod profiles;
 mod queue;
 mod suppressions;
 
@@ -53,6 +56,8 @@ pub struct Store {
     queue: sled::Tree,
     spool: sled::Tree,
     messages: sled::Tree,
+    profiles: sled::Tree,
+    profiles_by_address: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -76,6 +81,8 @@ impl Store {
             queue: db.open_tree("queue")?,
             spool: db.open_tree("spool")?,
             messages: db.open_tree("messages")?,
+            profiles: db.open_tree("profiles")?,
+            profiles_by_address: db.open_tree("profiles_by_address")?,
             meta: db.open_tree("meta")?,
             db,
         })

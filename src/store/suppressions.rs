@@ -355,6 +355,41 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` entries of every list in `scope`, in address order, starting after the
+    /// address `after` (exclusive) when given.
+    pub fn suppressions_in_scope(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, List, Suppression)>, StoreError> {
+        let prefix = scope_prefix(scope);
+        let mut end = prefix.clone();
+        end.push(0xFF);
+        let lower = match after {
+            Some(a) => {
+                let mut k = address_prefix(scope, a);
+                k.push(0xFF);
+                Bound::Excluded(k)
+            }
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::new();
+        for item in self
+            .suppressions
+            .range::<Vec<u8>, _>((lower, Bound::Excluded(end)))
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if let Some((address, list)) = split_tail(&k[prefix.len()..]) {
+                out.push((address, list, decode("suppressions", &v)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every entry, in key order: for export and listing across scopes.
     pub fn suppressions_all(
         &self,
@@ -485,6 +520,34 @@ mod tests {
         );
         assert_eq!(s.suppression_clear(&sc, u).unwrap(), 5);
         assert_eq!(s.suppression_count(), 1);
+    }
+
+    #[test]
+    fn scope_listing_spans_lists() {
+        let (_d, s) = store();
+        for (a, r) in [
+            ("b@x", Reason::Spam),
+            ("a@x", Reason::Unsub),
+            ("a@x", Reason::HardBounce),
+        ] {
+            s.suppression_put(
+                &SuppressionKey::new(Scope::Global, a, r.list()),
+                &Suppression::new(r, 1),
+            )
+            .unwrap();
+        }
+        s.suppression_put(
+            &SuppressionKey::new(Scope::Domain("d".into()), "c@x", List::Unsubscribes),
+            &Suppression::new(Reason::Unsub, 1),
+        )
+        .unwrap();
+        let all = s.suppressions_in_scope(&Scope::Global, None, 10).unwrap();
+        assert_eq!(all.len(), 3);
+        let after = s
+            .suppressions_in_scope(&Scope::Global, Some("a@x"), 10)
+            .unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].0, "b@x");
     }
 
     #[test]
