@@ -13,9 +13,9 @@
 //! | [`state`] | [`state::AppState`], the one cheap-to-clone handle every part is given |
 //! | [`policy`] | the suppression decision for one (sender, recipient, tags) |
 //! | [`store`] | every sled call: suppressions, allowlist, queue, spool, message records |
-//! | [`queue`] | delivery workers, retry schedule, the lettre upstream |
-//! | [`http`] | axum router: health, metrics, message records, the Mailgun-compatible API |
-//! | [`mime`] | pure byte rewrites of messages (tag headers today) |
+//! | [`queue`] | delivery workers, per-recipient rendering, retry schedule, the lettre upstream |
+//! | [`http`] | axum router: health, metrics, message records, unsubscribe pages, the management APIs |
+//! | [`mime`] | pure byte rewrites of messages: UNSUB links, footer, headers, tags, DKIM |
 //! | [`metrics`] | process-wide counters rendered as Prometheus text |
 //! | [`tls`] | rustls server configuration for STARTTLS and https |
 //! | [`unsubscribe`] | per-recipient unsubscribe tokens and landing pages |

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `/healthz`, `/readyz`, `/metrics` | [`health`] |
 //! | `/api/messages/{id}` | [`messages`] |
+//! | `/u/{token}` (unsubscribe pages, RFC 8058 one-click) | [`landing`] |
 //! | `/v3/{domain}/unsubscribes`, `/bounces`, `/complaints` | [`mailgun`] |
 
 pub mod auth;
