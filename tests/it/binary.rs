@@ -142,6 +142,26 @@ async fn check_config_accepts_the_default_and_names_the_bad_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("smtp.listen"));
 
+    // A DKIM key file that is not a key: exit 2 naming the key.
+    let not_a_key = dir.path().join("not-a-key.pem");
+    std::fs::write(&not_a_key, "hello").unwrap();
+    std::fs::write(
+        &bad,
+        format!(
+            "[dkim]\ndomain = \"example.com\"\nselector = \"s\"\nkey_file = {:?}\n",
+            not_a_key
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "-c"])
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dkim.key_file"));
+
     let out = Command::new(BIN)
         .args(["serve", "-c"])
         .arg(dir.path().join("missing.toml"))
