@@ -3,27 +3,11 @@
 use quell::config::OnSuppressed;
 use quell::store::{Reason, Scope, Status, Suppression, SuppressionKey};
 
-use crate::support::{message, queue_id, Quell, Script, SmtpClient, WAIT};
+use crate::support::{message, queue_id, Quell, Script, SmtpClient};
 
 fn suppress(q: &Quell, scope: Scope, rcpt: &str, entry: Suppression) {
     let key = SuppressionKey::new(scope, rcpt, entry.reason.list());
     q.state.store.suppression_put(&key, &entry).unwrap();
-}
-
-async fn wait_status(q: &Quell, md_id: &str, status: Status) {
-    let mut watch = q.state.store.watch_message(md_id);
-    tokio::time::timeout(WAIT, async {
-        while q.state.store.message_get(md_id).unwrap().map(|r| r.status) != Some(status) {
-            watch.changed().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "{md_id} never reached {status:?}: {:?}",
-            q.state.store.message_get(md_id).unwrap()
-        )
-    });
 }
 
 #[tokio::test]
@@ -54,7 +38,7 @@ async fn relays_a_message_upstream_with_envelope_and_trace_header() {
         "no blank line appended: {text:?}"
     );
     let id = queue_id(&reply);
-    wait_status(&q, &format!("{id}.1"), Status::Sent).await;
+    q.wait_status(&format!("{id}.1"), Status::Sent).await;
 }
 
 #[tokio::test]
@@ -140,7 +124,7 @@ async fn drop_mode_accepts_but_never_forwards_and_records_rejected() {
         (dropped.recipient.as_str(), dropped.status),
         ("gone@example.net", Status::Rejected)
     );
-    wait_status(&q, &format!("{id}.2"), Status::Sent).await;
+    q.wait_status(&format!("{id}.2"), Status::Sent).await;
     assert_eq!(q.upstream.attempts("gone@example.net"), 0);
 }
 
@@ -219,7 +203,7 @@ async fn deferred_by_upstream_is_retried_until_delivered() {
         .await;
     let md = format!("{}.1", queue_id(&reply));
     q.upstream.wait_attempts("later@example.net", 2).await;
-    wait_status(&q, &md, Status::Deferred).await;
+    q.wait_status(&md, Status::Deferred).await;
     let rec = q.state.store.message_get(&md).unwrap().unwrap();
     assert!(
         rec.last_reply.as_deref().unwrap_or("").contains("451"),
@@ -228,7 +212,7 @@ async fn deferred_by_upstream_is_retried_until_delivered() {
     q.upstream.script(Script::Accept);
     let got = q.upstream.wait_for(1).await;
     assert_eq!(got.len(), 1);
-    wait_status(&q, &md, Status::Sent).await;
+    q.wait_status(&md, Status::Sent).await;
     assert!(q.state.store.message_get(&md).unwrap().unwrap().attempts >= 2);
 }
 
@@ -246,8 +230,8 @@ async fn hard_bounce_fails_the_recipient_and_suppresses_it_globally() {
         .await;
     let id = queue_id(&reply);
     q.upstream.wait_for(1).await;
-    wait_status(&q, &format!("{id}.1"), Status::Bounced).await;
-    wait_status(&q, &format!("{id}.2"), Status::Bounced).await;
+    q.wait_status(&format!("{id}.1"), Status::Bounced).await;
+    q.wait_status(&format!("{id}.2"), Status::Bounced).await;
     let key = SuppressionKey::new(
         Scope::Global,
         "nobody@example.net",
@@ -284,7 +268,7 @@ async fn expired_messages_fail_permanently() {
         .send("app@example.com", &["later@example.net"], &message("", "x"))
         .await;
     let md = format!("{}.1", queue_id(&reply));
-    wait_status(&q, &md, Status::Bounced).await;
+    q.wait_status(&md, Status::Bounced).await;
     let rec = q.state.store.message_get(&md).unwrap().unwrap();
     assert!(rec.last_reply.unwrap().contains("queue.max_age"));
     assert_eq!(q.state.store.queue_len(), 0);

@@ -81,14 +81,7 @@ async fn an_untrusted_upstream_certificate_is_not_used() {
         .send("app@example.com", &["a@example.net"], &message("", "x"))
         .await;
     let md = format!("{}.1", queue_id(&reply));
-    let mut watch = q.state.store.watch_message(&md);
-    tokio::time::timeout(crate::support::WAIT, async {
-        while q.state.store.message_get(&md).unwrap().unwrap().status != Status::Deferred {
-            watch.changed().await;
-        }
-    })
-    .await
-    .expect("deferred");
+    q.wait_status(&md, Status::Deferred).await;
     let rec = q.state.store.message_get(&md).unwrap().unwrap();
     assert!(
         rec.last_reply.unwrap().contains("TLS"),

@@ -105,6 +105,24 @@ impl Quell {
         reply
     }
 
+    /// Waits until the record `md_id` has `status`; panics after [`WAIT`].
+    pub async fn wait_status(&self, md_id: &str, status: quell::store::Status) {
+        let store = &self.state.store;
+        let mut watch = store.watch_message(md_id);
+        tokio::time::timeout(WAIT, async {
+            while store.message_get(md_id).unwrap().map(|r| r.status) != Some(status) {
+                watch.changed().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{md_id} never reached {status:?}: {:?}",
+                store.message_get(md_id).unwrap()
+            )
+        });
+    }
+
     /// Stops quell and waits for the drain.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
