@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::qp;
-use super::search::find_ci;
+use super::search::position;
 
 /// What every tag starts with, compared without regard to ASCII case.
 const PREFIX: &[u8] = b"*|unsub";
@@ -29,7 +29,7 @@ pub(super) fn tags(text: &[u8]) -> impl Iterator<Item = Tag> + '_ {
     let mut from = 0;
     std::iter::from_fn(move || {
         while from < text.len() {
-            let at = from + text[from..].iter().position(|&b| b == b'*')?;
+            let at = from + position(&text[from..], |b| b == b'*')?;
             match tag_at(text, at) {
                 Some(tag) => {
                     from = tag.range.end;
@@ -81,19 +81,19 @@ fn url_length(rest: &[u8]) -> Option<usize> {
 
 /// False only when no text part of `message` can contain a tag, whatever its encoding: the
 /// raw bytes hold no `*|UNSUB` even when read as quoted-printable (`=2A`, soft line breaks
-/// inside the tag), and no part is base64, which would hide it. A quick scan over bytes
-/// that lets the common untagged message skip MIME parsing.
+/// inside the tag), and no `base64` either, which could hide one. One pass over the bytes
+/// that lets the common untagged message skip MIME parsing, and stops at the first hit.
 pub(super) fn may_contain_tag(message: &[u8]) -> bool {
-    find_ci(message, b"base64").is_some() || qp_prefix_anywhere(message)
-}
-
-/// Whether `PREFIX` occurs in `message` read as quoted-printable, which also finds it in
-/// plain text: a literal `*` or `=2A` starts a candidate.
-fn qp_prefix_anywhere(message: &[u8]) -> bool {
     let mut from = 0;
-    while let Some(p) = message[from..].iter().position(|&b| b == b'*' || b == b'=') {
+    while let Some(p) = position(&message[from..], |b| b == b'*' || b == b'=' || b == b'6') {
         let at = from + p;
-        if qp_prefix_at(message, at) {
+        let hit = match message[at] {
+            b'6' => at >= 4 && starts_base64(&message[at - 4..]),
+            // Quoted-printable text is full of `=`; only `=2A` can start a tag.
+            b'=' => qp::escaped_byte(message, at) == Some(b'*') && qp_prefix_at(message, at),
+            _ => qp_prefix_at(message, at),
+        };
+        if hit {
             return true;
         }
         from = at + 1;
@@ -101,6 +101,15 @@ fn qp_prefix_anywhere(message: &[u8]) -> bool {
     false
 }
 
+/// Whether `bytes` starts with `base64`, any case (found by its `6`, the rarer byte).
+fn starts_base64(bytes: &[u8]) -> bool {
+    bytes
+        .get(..6)
+        .is_some_and(|b| b.eq_ignore_ascii_case(b"base64"))
+}
+
+/// Whether `PREFIX` starts at `pos` in `message` read as quoted-printable (which also finds
+/// it in plain text).
 fn qp_prefix_at(message: &[u8], mut pos: usize) -> bool {
     for want in PREFIX {
         match qp_unit(message, pos) {

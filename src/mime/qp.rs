@@ -6,6 +6,8 @@
 //! but may span a soft one, so rewrites work on logical lines: the ones they change are
 //! re-encoded, every other encoded byte of the body is kept as it was.
 
+use super::search::position;
+
 /// Longest encoded line, without its line ending (RFC 2045 §6.7 rule 5).
 const MAX_LINE: usize = 76;
 
@@ -43,7 +45,7 @@ pub(super) fn decode(raw: &[u8]) -> Decoded {
     let mut lines = vec![LineStart { raw: 0, text: 0 }];
     let mut pos = 0;
     while pos < raw.len() {
-        let (content_end, next) = match raw[pos..].iter().position(|&b| b == b'\n') {
+        let (content_end, next) = match position(&raw[pos..], |b| b == b'\n') {
             Some(p) if p > 0 && raw[pos + p - 1] == b'\r' => (pos + p - 1, pos + p + 1),
             Some(p) => (pos + p, pos + p + 1),
             None => (raw.len(), raw.len()),
@@ -86,7 +88,7 @@ fn trim_end_space_tab(line: &[u8]) -> &[u8] {
 /// runs between `=` escapes whole.
 fn decode_escapes(encoded: &[u8], out: &mut Vec<u8>) {
     let mut pos = 0;
-    while let Some(p) = encoded[pos..].iter().position(|&b| b == b'=') {
+    while let Some(p) = position(&encoded[pos..], |b| b == b'=') {
         let at = pos + p;
         out.extend_from_slice(&encoded[pos..at]);
         match escaped_byte(encoded, at) {
