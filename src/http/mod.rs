@@ -6,12 +6,14 @@
 //! | `/api/messages/{id}` | [`messages`] |
 //! | `/u/{token}` (unsubscribe pages, RFC 8058 one-click) | [`landing`] |
 //! | `/v3/{domain}/unsubscribes`, `/bounces`, `/complaints` | [`mailgun`] |
+//! | `/api/{1.0,1.3}/rejects/…`, `/allowlists/…`, `/whitelists/…` | [`mandrill`] |
 
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod landing;
 pub mod mailgun;
+pub mod mandrill;
 pub mod messages;
 
 use axum::Router;
@@ -32,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(landing::router())
         .merge(messages::router())
         .merge(mailgun::router())
+        .merge(mandrill::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
