@@ -6,6 +6,7 @@ mod dkim;
 mod http;
 mod landing;
 mod mailgun;
+mod mandrill;
 mod relay;
 mod smtp;
 mod support;
