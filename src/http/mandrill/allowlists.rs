@@ -68,9 +68,9 @@ pub(super) async fn list(
             "email is longer than {MAX_PREFIX} characters"
         )));
     }
-    let items: Vec<Value> = state
-        .store
-        .allowlist_all()?
+    let store = state.store.clone();
+    let all = tokio::task::spawn_blocking(move || store.allowlist_all()).await??;
+    let items: Vec<Value> = all
         .into_iter()
         .filter(|(address, _)| address.starts_with(&prefix))
         .take(MAX_LIST)

@@ -105,6 +105,9 @@ pub enum MandrillError {
     /// The store failed; the cause goes to the log, the client sees a general error.
     #[error("An unexpected error occurred processing the request")]
     Store(#[from] StoreError),
+    /// A blocking store scan panicked or was cancelled; logged like a store failure.
+    #[error("An unexpected error occurred processing the request")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl MandrillError {
@@ -116,7 +119,7 @@ impl MandrillError {
             MandrillError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MandrillError::NotRejected(_) => StatusCode::NOT_FOUND,
             MandrillError::WrongMethod => StatusCode::METHOD_NOT_ALLOWED,
-            MandrillError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            MandrillError::Store(_) | MandrillError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -128,7 +131,7 @@ impl MandrillError {
                 "ValidationError"
             }
             MandrillError::NotRejected(_) => "Invalid_Reject",
-            MandrillError::Store(_) => "GeneralError",
+            MandrillError::Store(_) | MandrillError::Task(_) => "GeneralError",
         }
     }
 
@@ -141,15 +144,21 @@ impl MandrillError {
                 -2
             }
             MandrillError::NotRejected(_) => 13,
-            MandrillError::Store(_) => -99,
+            MandrillError::Store(_) | MandrillError::Task(_) => -99,
         }
     }
 }
 
 impl IntoResponse for MandrillError {
     fn into_response(self) -> Response {
-        if let MandrillError::Store(e) = &self {
-            tracing::error!(error = %e, "store failure in Mandrill API call");
+        match &self {
+            MandrillError::Store(e) => {
+                tracing::error!(error = %e, "store failure in Mandrill API call")
+            }
+            MandrillError::Task(e) => {
+                tracing::error!(error = %e, "store scan failed in Mandrill API call")
+            }
+            _ => {}
         }
         let body = json!({
             "status": "error",

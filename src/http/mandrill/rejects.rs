@@ -63,13 +63,12 @@ pub(super) async fn list(
     let include_expired = params.flag("include_expired")?;
     let subaccount = params.subaccount()?;
     let now = now_secs();
-    let entries = denylist(
-        &state.store,
-        email.as_deref(),
-        include_expired,
-        now,
-        SCAN_BATCH,
-    )?;
+    // A scan may read every global entry (when most have expired): off the async workers.
+    let store = state.store.clone();
+    let entries = tokio::task::spawn_blocking(move || {
+        denylist(&store, email.as_deref(), include_expired, now, SCAN_BATCH)
+    })
+    .await??;
     tracing::info!(call = "rejects/list", count = entries.len(), "listed");
     let items: Vec<Value> = entries
         .iter()
