@@ -195,7 +195,8 @@ fn bounce(
         attempts,
         e.reply.clone(),
     )?;
-    if e.is_hard_bounce() {
+    // An allowlisted address is never suppressed (Mandrill's rule): record no entry for it.
+    if e.is_hard_bounce() && !state.store.is_allowlisted(&rcpt.address)? {
         let now = now_secs();
         let entry = Suppression {
             reason: Reason::HardBounce,

@@ -36,10 +36,15 @@ impl Store {
         Ok(self.allowlist.remove(address)?.is_some())
     }
 
-    /// Every allowlisted address in order.
-    pub fn allowlist_all(&self) -> Result<Vec<(String, AllowEntry)>, StoreError> {
+    /// Up to `limit` allowlisted addresses starting with `prefix`, in order: one range scan.
+    pub fn allowlist_page(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, AllowEntry)>, StoreError> {
         self.allowlist
-            .iter()
+            .scan_prefix(prefix.as_bytes())
+            .take(limit)
             .map(|item| {
                 let (k, v) = item?;
                 Ok((

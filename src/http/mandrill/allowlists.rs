@@ -68,12 +68,10 @@ pub(super) async fn list(
             "email is longer than {MAX_PREFIX} characters"
         )));
     }
-    let store = state.store.clone();
-    let all = tokio::task::spawn_blocking(move || store.allowlist_all()).await??;
-    let items: Vec<Value> = all
+    let items: Vec<Value> = state
+        .store
+        .allowlist_page(&prefix, MAX_LIST)?
         .into_iter()
-        .filter(|(address, _)| address.starts_with(&prefix))
-        .take(MAX_LIST)
         .map(|(address, entry)| render(&address, &entry))
         .collect();
     tracing::info!(call = "allowlists/list", count = items.len(), "listed");
