@@ -7,6 +7,7 @@
 //! | `/u/{token}` (unsubscribe pages, RFC 8058 one-click) | [`landing`] |
 //! | `/v3/{domain}/unsubscribes`, `/bounces`, `/complaints` | [`mailgun`] |
 //! | `/api/{1.0,1.3}/rejects/…`, `/allowlists/…`, `/whitelists/…` | [`mandrill`] |
+//! | `/engage` (`$unsubscribed`, profiles), `/engage/import` (CSV) | [`mixpanel`] |
 
 pub mod auth;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod landing;
 pub mod mailgun;
 pub mod mandrill;
 pub mod messages;
+pub mod mixpanel;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -35,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::router())
         .merge(mailgun::router())
         .merge(mandrill::router())
+        .merge(mixpanel::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
