@@ -7,6 +7,7 @@ mod http;
 mod landing;
 mod mailgun;
 mod mandrill;
+mod mixpanel;
 mod relay;
 mod smtp;
 mod support;
