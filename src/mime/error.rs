@@ -9,7 +9,8 @@
 /// broken attachment must not cost the reader a working unsubscribe link in the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MimeError {
-    /// mail-parser found no header section (RFC 5322 §2.1): the bytes are not a message.
+    /// mail-parser found no message at all (RFC 5322 §2.1). In practice only empty input:
+    /// mail-parser reads any other bytes as some header section, possibly with no body.
     #[error("not an RFC 5322 message: no header section")]
     NoHeaders,
     /// A part's byte range lies outside the message or overlaps the previous one. mail-parser

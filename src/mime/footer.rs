@@ -120,6 +120,11 @@ mod tests {
     }
 
     #[test]
+    fn empty_input_is_not_a_message() {
+        assert_eq!(append_footer(b"", "L").err(), Some(MimeError::NoHeaders));
+    }
+
+    #[test]
     fn message_without_text_parts_is_borrowed() {
         let msg =
             b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0K\r\n";

@@ -193,8 +193,47 @@ Content-Disposition: attachment\r\n\r\n*|UNSUB|*\r\n--b--\r\n";
     }
 
     #[test]
-    fn headers_only_message_is_an_error_only_when_it_might_hold_a_tag() {
+    fn qp_line_with_two_tags_and_lf_line_ends() {
+        let msg = b"Content-Transfer-Encoding: quoted-printable\n\n\
+first line =E9\n*|UNSUB|* and *|UNSUB:https://a/?x=3D1|*=\n tail\nlast *|unsub|*";
+        let (out, seen) = rewrite(msg);
+        assert_eq!(
+            &out.expect("rewritten")[..],
+            &b"Content-Transfer-Encoding: quoted-printable\n\n\
+first line =E9\nL1&x and L2&x tail\nlast L3&x"[..]
+        );
+        assert_eq!(seen, [None, Some("https://a/?x=1".to_owned()), None]);
+    }
+
+    #[test]
+    fn parts_after_an_attached_message_are_still_found() {
+        let msg = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner *|UNSUB|*\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nouter *|UNSUB:https://a/|*\r\n--b--\r\n";
+        let (out, seen) = rewrite(msg);
+        let out = out.expect("rewritten");
+        assert_eq!(seen, [Some("https://a/".to_owned())]);
+        assert!(out.windows(15).any(|w| w == b"inner *|UNSUB|*"));
+        assert!(out.windows(11).any(|w| w == b"outer L1&x\r"));
+    }
+
+    #[test]
+    fn first_tag_is_the_first_in_message_order() {
+        let msg = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nno tag here\r\n--b\r\nContent-Type: text/html\r\n\r\n\
+<a href=\"*|UNSUB:https://a/?p=1&amp;q=2|*\">x</a> *|UNSUB:https://b/|*\r\n--b--\r\n";
+        assert_eq!(
+            first_unsub_tag(msg).and_then(|t| t.url),
+            Some("https://a/?p=1&q=2".into())
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_no_message_are_left_alone() {
         assert!(matches!(rewrite(b"").0, Ok(Cow::Borrowed(_))));
+        // mail-parser reads a first line without a colon as a header field name, so this
+        // "message" has no body and no tag.
+        assert!(matches!(rewrite(b"*|UNSUB|*").0, Ok(Cow::Borrowed(_))));
         assert!(!has_unsub_tag(b"*|UNSUB|*"));
     }
 }
