@@ -18,6 +18,9 @@ struct Mp {
 
 impl Mp {
     async fn start() -> Mp {
+        // reqwest is built without a rustls provider of its own (it is shared with the admin
+        // CLI); already installed is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         Mp {
             q: Quell::start().await,
             http: reqwest::Client::new(),

@@ -21,7 +21,8 @@
 //! | [`unsubscribed`] | what a `$unsubscribed` value means; dates |
 //! | [`target`] | distinct ids, and ids that are addresses |
 //! | [`plan`] | the net changes of a request or batch, written to the store |
-//! | [`import`] | `POST /engage/import`: CSV rows in batches, the report |
+//! | [`import`] | `POST /engage/import`: the request and its report |
+//! | [`rows`] | the import's CSV rows, checked and written in batches, two threads deep |
 //! | [`upload`] | the import body streamed from HTTP to the CSV reader, bounded |
 //! | [`lines`] | line ends made uniform, for the import's row numbers |
 
@@ -29,6 +30,7 @@ mod engage;
 mod import;
 mod lines;
 mod plan;
+mod rows;
 mod target;
 mod unsubscribed;
 mod update;

@@ -2,7 +2,9 @@
 //!
 //! Records are validated and resolved to addresses first; what they ask for is gathered here,
 //! the last word per address and per distinct id winning, so that nothing is written until the
-//! whole request is known to be good.
+//! whole request is known to be good. A plan is then *decided* against what is stored (reads
+//! only) into [`Writes`], which are *applied* separately, so that the import can decide one
+//! batch while the previous one is being written ([`InFlight`]).
 //!
 //! Entries are `global`, list `unsubscribes`, reason `unsub`, tags `*`, never expiring (SPEC §3:
 //! manual entries do not expire). Re-subscribing removes only an entry whose reason is `unsub`:
@@ -95,41 +97,160 @@ impl Plan {
         self.actions.push((address, action));
     }
 
-    /// Writes the plan: every new or renewed entry in one atomic batch, then the removals, then
-    /// the profiles. `now` (Unix seconds) is the `created_at` of entries without a date.
-    ///
-    /// Only a store failure can stop it part-way; bad input was refused before the plan existed.
+    /// Decides and writes the plan in one go (`/engage`). `now` (Unix seconds) is the
+    /// `created_at` of entries without a date.
     pub fn write(self, store: &Store, now: i64) -> Result<Written, StoreError> {
-        let mut written = Written::default();
-        let mut puts = Vec::new();
-        let mut removes = Vec::new();
+        self.decide(store, now, &mut InFlight::default())?
+            .apply(store)
+    }
+
+    /// Decides what to write against what is stored — or, for addresses in `inflight`, against
+    /// what earlier batches will have written — and records the outcome in `inflight`.
+    pub fn decide(
+        self,
+        store: &Store,
+        now: i64,
+        inflight: &mut InFlight,
+    ) -> Result<Writes, StoreError> {
+        let batch = inflight.next;
+        inflight.next += 1;
+        let mut writes = Writes {
+            profiles: self.profiles,
+            ..Writes::default()
+        };
         for (address, action) in self.actions {
-            let key = SuppressionKey::new(Scope::Global, address, List::Unsubscribes);
-            let existing = store.suppression_get(&key)?;
-            match action {
-                Action::Resubscribe => match existing {
-                    Some(e) if e.reason == Reason::Unsub => removes.push(key),
-                    _ => written.unchanged += 1,
-                },
-                Action::Suppress { at, once } => {
-                    let live = existing.filter(|e| !e.is_expired(now));
-                    match live {
-                        Some(e) if e.reason != Reason::Unsub => written.unchanged += 1,
-                        Some(_) if once => written.unchanged += 1,
-                        Some(e) if at.is_none() && e.expires_at.is_none() && e.is_all_tags() => {
-                            written.unchanged += 1
-                        }
-                        live => {
-                            let created_at = at.or(live.map(|e| e.created_at)).unwrap_or(now);
-                            puts.push((key, entry(created_at)));
-                        }
+            let state = match inflight.states.get(&address) {
+                Some(&(_, state)) => state,
+                None => State::of(
+                    store.suppression_get(&SuppressionKey::new(
+                        Scope::Global,
+                        address.as_str(),
+                        List::Unsubscribes,
+                    ))?,
+                    now,
+                ),
+            };
+            let after = match (action, state) {
+                (Action::Resubscribe, State::Unsub { .. }) => State::Absent,
+                (Action::Resubscribe, _) => {
+                    writes.unchanged += 1;
+                    continue;
+                }
+                (Action::Suppress { .. }, State::Manual { live: true })
+                | (Action::Suppress { once: true, .. }, State::Unsub { live: true, .. })
+                | (
+                    Action::Suppress { at: None, .. },
+                    State::Unsub {
+                        live: true,
+                        plain: true,
+                        ..
+                    },
+                ) => {
+                    writes.unchanged += 1;
+                    continue;
+                }
+                (Action::Suppress { at, .. }, state) => {
+                    let kept = match state {
+                        State::Unsub {
+                            live: true,
+                            created_at,
+                            ..
+                        } => Some(created_at),
+                        _ => None,
+                    };
+                    State::Unsub {
+                        created_at: at.or(kept).unwrap_or(now),
+                        plain: true,
+                        live: true,
                     }
                 }
+            };
+            let key = SuppressionKey::new(Scope::Global, address.as_str(), List::Unsubscribes);
+            match after {
+                State::Unsub { created_at, .. } => writes.puts.push((key, entry(created_at))),
+                _ => writes.removes.push(key),
             }
+            inflight.states.insert(address, (batch, after));
         }
-        store.suppression_put_many(&puts)?;
-        written.suppressed = puts.len();
-        for key in &removes {
+        Ok(writes)
+    }
+}
+
+/// What is stored for an address in `global`/`unsubscribes`, as far as the decisions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Absent,
+    /// An `unsub` entry; `plain`: for all tags and never expiring (what this API writes).
+    Unsub {
+        created_at: i64,
+        plain: bool,
+        live: bool,
+    },
+    /// Any other reason (a manual reject): never changed by this API while it is live.
+    Manual {
+        live: bool,
+    },
+}
+
+impl State {
+    fn of(entry: Option<Suppression>, now: i64) -> State {
+        match entry {
+            None => State::Absent,
+            Some(e) if e.reason == Reason::Unsub => State::Unsub {
+                created_at: e.created_at,
+                plain: e.expires_at.is_none() && e.is_all_tags(),
+                live: !e.is_expired(now),
+            },
+            Some(e) => State::Manual {
+                live: !e.is_expired(now),
+            },
+        }
+    }
+}
+
+/// Decisions of batches that may not be written yet. The import decides batch N+1 while batch
+/// N is being written; without this, an address in both would be judged against a store that
+/// does not show batch N yet (a `false` after a `true` would find nothing to remove).
+#[derive(Debug, Default)]
+pub(super) struct InFlight {
+    /// Address -> (batch that decided it, its state after that batch).
+    states: HashMap<String, (u64, State)>,
+    /// The number of the next batch [`Plan::decide`] decides.
+    next: u64,
+}
+
+impl InFlight {
+    /// The number the next decided batch gets (from 0).
+    pub fn next_batch(&self) -> u64 {
+        self.next
+    }
+
+    /// Batch `batch` and every one before it are in the store: forget their decisions.
+    pub fn written(&mut self, batch: u64) {
+        self.states.retain(|_, (b, _)| *b > batch);
+    }
+}
+
+/// The writes a plan came to.
+#[derive(Debug, Default)]
+pub(super) struct Writes {
+    puts: Vec<(SuppressionKey, Suppression)>,
+    removes: Vec<SuppressionKey>,
+    profiles: Vec<(String, Option<String>)>,
+    unchanged: usize,
+}
+
+impl Writes {
+    /// Writes every new or renewed entry in one atomic batch, then the removals, then the
+    /// profiles. Only a store failure can stop it part-way; bad input was refused before.
+    pub fn apply(self, store: &Store) -> Result<Written, StoreError> {
+        store.suppression_put_many(&self.puts)?;
+        let mut written = Written {
+            suppressed: self.puts.len(),
+            unchanged: self.unchanged,
+            ..Written::default()
+        };
+        for key in &self.removes {
             if store.suppression_remove(key)? {
                 written.resubscribed += 1;
             }
@@ -269,6 +390,29 @@ mod tests {
         p.suppress("e@x".into(), Some(42), true);
         assert_eq!(p.write(&s, 100).unwrap().unchanged, 1);
         assert_eq!(get(&s, "e@x").unwrap().created_at, 7);
+    }
+
+    #[test]
+    fn decisions_see_batches_not_written_yet() {
+        let (_d, s) = store();
+        let mut inflight = InFlight::default();
+        let mut first = Plan::default();
+        first.suppress("a@x".into(), Some(5), false);
+        first.suppress("b@x".into(), None, false);
+        let first = first.decide(&s, 100, &mut inflight).unwrap();
+        // Decided before the first batch is written: "a" must be found to remove, "b" kept.
+        let mut second = Plan::default();
+        second.resubscribe("a@x".into());
+        second.suppress("b@x".into(), None, true);
+        let second = second.decide(&s, 100, &mut inflight).unwrap();
+        assert_eq!((second.removes.len(), second.unchanged), (1, 1));
+        first.apply(&s).unwrap();
+        inflight.written(0);
+        second.apply(&s).unwrap();
+        inflight.written(1);
+        assert!(get(&s, "a@x").is_none());
+        assert_eq!(get(&s, "b@x").unwrap().created_at, 100);
+        assert!(inflight.states.is_empty());
     }
 
     #[test]
