@@ -11,8 +11,9 @@
 //! | reader (the caller) | CSV parsing, row checks, profile lookups, [`Plan::decide`] (reads of the stored entries) |
 //! | writer | [`Writes::apply`]: one `suppression_put_many` per batch, then the removals |
 //!
-//! The reader runs at most one batch ahead ([`InFlight`] keeps its decisions consistent with
-//! the batch still being written). A row counts as applied once its batch is written.
+//! The reader decides at most two batches ahead of the one being written (one waits in the
+//! channel); [`InFlight`] keeps its decisions consistent with batches not written yet. A row
+//! counts as applied once its batch is written.
 
 use std::collections::VecDeque;
 use std::io::Read;
