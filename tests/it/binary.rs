@@ -45,6 +45,7 @@ struct Running {
 }
 
 async fn spawn(config: &Path) -> Running {
+    quell::tls::install_crypto_provider();
     let mut child = Command::new(BIN)
         .args(["serve", "-c"])
         .arg(config)

@@ -44,6 +44,8 @@ impl Quell {
 
     /// Like [`Quell::start`], after `change` has edited the config.
     pub async fn start_with(change: impl FnOnce(&mut Config)) -> Quell {
+        // reqwest (the tests' HTTP client) uses rustls without a built-in provider.
+        quell::tls::install_crypto_provider();
         let upstream = FakeUpstream::start().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::default();
