@@ -8,7 +8,9 @@
 //! | `/v3/{domain}/unsubscribes`, `/bounces`, `/complaints` | [`mailgun`] |
 //! | `/api/{1.0,1.3}/rejects/…`, `/allowlists/…`, `/whitelists/…` | [`mandrill`] |
 //! | `/engage` (`$unsubscribed`, profiles), `/engage/import` (CSV) | [`mixpanel`] |
+//! | `/api/suppressions` (all scopes, CSV export), `/api/queue` (list, retry, delete) | [`admin`] |
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod health;
@@ -38,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(mailgun::router())
         .merge(mandrill::router())
         .merge(mixpanel::router())
+        .merge(admin::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

@@ -22,6 +22,7 @@
 //! flushed write survives a crash of the process (`kill -9`) but, unlike `fsync`, not
 //! necessarily a power loss. sled also flushes in the background every 500 ms.
 
+mod admin;
 mod allowlist;
 mod messages;
 mod profiles;
