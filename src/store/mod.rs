@@ -24,6 +24,7 @@
 
 mod admin;
 mod allowlist;
+mod changes;
 mod messages;
 mod profiles;
 mod queue;
@@ -32,6 +33,7 @@ mod suppressions;
 use std::path::Path;
 
 pub use allowlist::AllowEntry;
+pub use changes::Changes;
 pub use messages::{MessageRecord, MessageWatch, Status};
 pub use queue::{QueuedMessage, QueuedRecipient};
 pub use suppressions::{List, Page, Reason, Scope, Suppression, SuppressionKey};

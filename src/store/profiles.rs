@@ -3,7 +3,7 @@
 
 use super::{Store, StoreError};
 
-fn reverse_key(address: &str, distinct_id: &str) -> Vec<u8> {
+pub(super) fn reverse_key(address: &str, distinct_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(address.len() + distinct_id.len() + 1);
     k.extend_from_slice(address.as_bytes());
     k.push(0);

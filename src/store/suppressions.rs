@@ -182,7 +182,7 @@ impl SuppressionKey {
         }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    pub(super) fn bytes(&self) -> Vec<u8> {
         let mut k = address_prefix(&self.scope, &self.address);
         k.push(self.list.code());
         k

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::{List, Reason, Scope, Store, StoreError, Suppression, SuppressionKey};
+use crate::store::{Changes, List, Reason, Scope, Store, StoreError, Suppression, SuppressionKey};
 
 /// The `detail` of every entry this API writes, so operators can tell where it came from.
 pub(super) const DETAIL: &str = "mixpanel $unsubscribed";
@@ -241,30 +241,23 @@ pub(super) struct Writes {
 }
 
 impl Writes {
-    /// Writes every new or renewed entry in one atomic batch, then the removals, then the
-    /// profiles. Only a store failure can stop it part-way; bad input was refused before.
+    /// Writes every new or renewed entry, the re-subscribes (each only if the entry is still
+    /// `unsub`) and the profile changes in one store transaction: all or nothing.
     pub fn apply(self, store: &Store) -> Result<Written, StoreError> {
-        store.suppression_put_many(&self.puts)?;
-        let mut written = Written {
-            suppressed: self.puts.len(),
-            unchanged: self.unchanged,
-            ..Written::default()
+        let suppressed = self.puts.len();
+        let profiles = self.profiles.len();
+        let changes = Changes {
+            puts: self.puts,
+            removes_if_unsub: self.removes,
+            profiles: self.profiles,
         };
-        for key in &self.removes {
-            if store.suppression_remove(key)? {
-                written.resubscribed += 1;
-            }
-        }
-        for (id, address) in self.profiles {
-            match address {
-                Some(address) => store.profile_put(&id, &address)?,
-                None => {
-                    store.profile_remove(&id)?;
-                }
-            }
-            written.profiles += 1;
-        }
-        Ok(written)
+        let resubscribed = store.apply(&changes)?;
+        Ok(Written {
+            suppressed,
+            resubscribed,
+            unchanged: self.unchanged,
+            profiles,
+        })
     }
 }
 

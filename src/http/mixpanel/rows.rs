@@ -9,7 +9,7 @@
 //! | thread | work |
 //! |---|---|
 //! | reader (the caller) | CSV parsing, row checks, profile lookups, [`Plan::decide`] (reads of the stored entries) |
-//! | writer | [`Writes::apply`]: one `suppression_put_many` per batch, then the removals |
+//! | writer | [`Writes::apply`]: one store transaction per batch |
 //!
 //! The reader decides at most two batches ahead of the one being written (one waits in the
 //! channel); [`InFlight`] keeps its decisions consistent with batches not written yet. A row
