@@ -1,9 +1,10 @@
 //! The delivery queue for operators (`postqueue`/`postsuper` in Postfix terms): list what is
 //! waiting, deliver an entry now, or delete one. Retry and delete take the entry's delivery claim
-//! ([`Scheduler::claim`]) first, so they never interleave with a worker's attempt on the same
-//! entry — a worker finishing an attempt would otherwise write back an entry just deleted.
-//!
-//! [`Scheduler::claim`]: crate::queue::Scheduler
+//! (the one a worker holds during an attempt) first, so they never interleave with an attempt on
+//! the same entry — a worker finishing one would otherwise write back an entry just deleted, or
+//! a recipient just delivered.
+
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::Uri;
@@ -56,6 +57,11 @@ fn render(m: &QueuedMessage) -> Value {
     })
 }
 
+/// How long retry and delete wait for a delivery attempt in progress.
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+/// How often they look whether it has ended.
+const CLAIM_POLL: Duration = Duration::from_millis(20);
+
 /// Holds an entry's delivery claim; released when dropped, whatever the handler's outcome.
 struct Claim<'a> {
     scheduler: &'a Scheduler,
@@ -63,10 +69,16 @@ struct Claim<'a> {
 }
 
 impl<'a> Claim<'a> {
-    /// Claims `id`, or 409 while a worker is delivering it.
-    fn take(scheduler: &'a Scheduler, id: &str) -> Result<Claim<'a>, AdminError> {
-        if !scheduler.claim(id) {
-            return Err(AdminError::InFlight(id.to_string()));
+    /// Claims `id`, waiting up to [`CLAIM_WAIT`] for a worker's attempt in progress to end
+    /// (an operator who retries right after a deferral means "once more", not "never mind");
+    /// 409 if it is still being delivered then. The claim has no wake-up, so this polls.
+    async fn take(scheduler: &'a Scheduler, id: &str) -> Result<Claim<'a>, AdminError> {
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        while !scheduler.claim(id) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AdminError::InFlight(id.to_string()));
+            }
+            tokio::time::sleep(CLAIM_POLL).await;
         }
         Ok(Claim {
             scheduler,
@@ -88,7 +100,7 @@ pub(super) async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let claim = Claim::take(&state.scheduler, &id)?;
+    let claim = Claim::take(&state.scheduler, &id).await?;
     let store = state.store.clone();
     let key = id.clone();
     let now = now_secs();
@@ -119,7 +131,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let claim = Claim::take(&state.scheduler, &id)?;
+    let claim = Claim::take(&state.scheduler, &id).await?;
     let store = state.store.clone();
     let key = id.clone();
     let bounced = blocking(move || {
