@@ -9,6 +9,7 @@
 //! | `/api/{1.0,1.3}/rejects/…`, `/allowlists/…`, `/whitelists/…` | [`mandrill`] |
 //! | `/engage` (`$unsubscribed`, profiles), `/engage/import` (CSV) | [`mixpanel`] |
 //! | `/api/suppressions` (all scopes, CSV export), `/api/queue` (list, retry, delete) | [`admin`] |
+//! | `/openapi.json` (the OpenAPI description of all of the above) | [`openapi`] |
 
 pub mod admin;
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod mailgun;
 pub mod mandrill;
 pub mod messages;
 pub mod mixpanel;
+pub mod openapi;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -41,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(mandrill::router())
         .merge(mixpanel::router())
         .merge(admin::router())
+        .merge(openapi::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

@@ -9,6 +9,7 @@ mod landing;
 mod mailgun;
 mod mandrill;
 mod mixpanel;
+mod openapi;
 mod relay;
 mod smtp;
 mod support;
