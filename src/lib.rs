@@ -21,9 +21,11 @@
 //! | [`unsubscribe`] | per-recipient unsubscribe tokens and landing pages |
 //! | [`address`] | e-mail address normalisation shared by SMTP and the APIs |
 //! | [`id`] | queue ids and per-recipient message ids |
+//! | [`cli`] | the admin command line (`quell suppress`, `quell queue`): a client of the HTTP API |
 
 pub mod address;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod id;

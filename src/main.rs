@@ -1,12 +1,15 @@
 //! The `quell` binary: parses the command line, loads the config, binds the sockets and runs
-//! [`quell::app::App`]. Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
+//! [`quell::app::App`] — or runs an admin command ([`quell::cli`]) against a running quell.
+//! Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use quell::app::{App, Listeners};
+use quell::cli::{self, CliError};
 use quell::config::{self, Config, LogFormat};
 use quell::shutdown::{self, CancellationToken};
 
@@ -34,6 +37,10 @@ enum Command {
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
     },
+    /// Manage the suppression list of the running quell, through its HTTP API.
+    Suppress(cli::suppress::SuppressArgs),
+    /// Inspect and act on the delivery queue of the running quell, through its HTTP API.
+    Queue(cli::queue::QueueArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +56,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Suppress(args) => admin(cli::suppress::run(args)),
+        Command::Queue(args) => admin(cli::queue::run(args)),
         Command::CheckConfig { config } => {
             let path = config::resolve_path(config.as_deref());
             match config::load(&path)
@@ -86,6 +95,28 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// Runs an admin command to completion on a runtime of its own; a failure is one line on
+/// stderr and its exit code.
+fn admin(command: impl Future<Output = Result<(), CliError>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod binary;
+mod cli;
 mod config_files;
 mod dkim;
 mod http;
