@@ -21,6 +21,11 @@ pub struct Changes {
 impl Store {
     /// Applies `changes` atomically; returns how many entries were removed.
     pub fn apply(&self, changes: &Changes) -> Result<usize, StoreError> {
+        if changes.removes_if_unsub.is_empty() && changes.profiles.is_empty() {
+            // Only insertions: one sled batch is atomic too, and cheaper than a transaction.
+            self.suppression_put_many(&changes.puts)?;
+            return Ok(0);
+        }
         let result = (
             &self.suppressions,
             &self.profiles,
