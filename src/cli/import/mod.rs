@@ -78,11 +78,23 @@ impl Report {
             self.summary()
         )?;
         if self.resubscribed > 0 {
-            writeln!(
+            // A re-subscribe removes at most the address's one `unsub` entry in the scope.
+            let none = self.resubscribed.saturating_sub(self.removed);
+            let entries = if self.removed == 1 {
+                "entry"
+            } else {
+                "entries"
+            };
+            write!(
                 out,
-                "  re-subscribes removed {} unsub entries (the other rows had none)",
+                "  re-subscribes removed {} unsub {entries}",
                 self.removed
             )?;
+            match none {
+                0 => writeln!(out)?,
+                1 => writeln!(out, "; 1 row had none to remove")?,
+                n => writeln!(out, "; {n} rows had none to remove")?,
+            }
         }
         for (row, why) in &self.shown {
             writeln!(out, "  row {row}: {why}")?;
@@ -107,8 +119,8 @@ fn progress(total: Option<u64>) -> ProgressBar {
         ProgressDrawTarget::hidden()
     };
     let template = match total {
-        Some(_) => "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {msg}",
-        None => "{spinner} [{elapsed_precise}] {bytes} read {msg}",
+        Some(_) => "{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {msg}",
+        None => "{spinner} {elapsed_precise} {bytes} read {msg}",
     };
     let style = ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -201,7 +213,11 @@ pub async fn run(
                 }
             }
             bar.set_position(read.load(Ordering::Relaxed));
-            bar.set_message(report.summary());
+            bar.set_message(format!(
+                "{} applied, {} rejected",
+                report.added + report.resubscribed,
+                report.rejected
+            ));
         }
         send::send(client, Kind::Add, &mut adds, &mut report).await?;
         send::send(client, Kind::Resubscribe, &mut removes, &mut report).await?;
