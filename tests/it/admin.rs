@@ -228,6 +228,11 @@ async fn bad_input_is_refused_whole_and_named() {
         let message = answer["message"].as_str().unwrap_or_default();
         assert!(message.contains(want), "{path}: {message}");
     }
+    // A queue id that is not UTF-8 is refused in JSON too.
+    let (status, answer) = api.post("/api/queue/%FF/retry", json!(null)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = api.delete("/api/queue/%FF").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     for (path, want) in [
         ("/api/suppressions?address=a@x.io", "scope is required"),
         ("/api/suppressions?scope=global", "address is required"),

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;
@@ -57,6 +58,13 @@ fn render(m: &QueuedMessage) -> Value {
     })
 }
 
+/// The `{id}` of a queue path. Axum's own rejection (a segment that is not UTF-8) is plain
+/// text; this answers in the API's JSON shape.
+fn queue_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request(format!("queue id: {}", e.body_text())))
+}
+
 /// How long retry and delete wait for a delivery attempt in progress.
 const CLAIM_WAIT: Duration = Duration::from_secs(10);
 /// How often they look whether it has ended.
@@ -98,8 +106,9 @@ impl Drop for Claim<'_> {
 pub(super) async fn retry(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = queue_id(id)?;
     let claim = Claim::take(&state.scheduler, &id).await?;
     let store = state.store.clone();
     let key = id.clone();
@@ -129,8 +138,9 @@ pub(super) async fn retry(
 pub(super) async fn delete(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = queue_id(id)?;
     let claim = Claim::take(&state.scheduler, &id).await?;
     let store = state.store.clone();
     let key = id.clone();
