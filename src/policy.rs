@@ -40,7 +40,7 @@ impl Policy {
         recipient: &str,
         tags: Option<&[String]>,
     ) -> Result<Verdict, StoreError> {
-        if self.store.is_allowlisted(recipient)? {
+        if !self.store.may_be_suppressed(recipient) || self.store.is_allowlisted(recipient)? {
             return Ok(Verdict::Allow);
         }
         let transactional = !sender.is_empty()

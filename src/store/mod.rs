@@ -25,6 +25,7 @@
 mod admin;
 mod allowlist;
 mod changes;
+mod index;
 mod messages;
 mod profiles;
 mod queue;
@@ -62,6 +63,8 @@ pub struct Store {
     profiles: sled::Tree,
     profiles_by_address: sled::Tree,
     meta: sled::Tree,
+    /// Addresses with suppression entries, in memory (see [`index`]).
+    index: std::sync::Arc<index::AddressIndex>,
 }
 
 impl std::fmt::Debug for Store {
@@ -78,8 +81,11 @@ impl Store {
             .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()?;
+        let suppressions = db.open_tree("suppressions")?;
+        let index = std::sync::Arc::new(index::AddressIndex::build(&suppressions)?);
         Ok(Store {
-            suppressions: db.open_tree("suppressions")?,
+            suppressions,
+            index,
             allowlist: db.open_tree("allowlist")?,
             queue: db.open_tree("queue")?,
             spool: db.open_tree("spool")?,

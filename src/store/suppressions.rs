@@ -202,6 +202,13 @@ fn address_prefix(scope: &Scope, address: &str) -> Vec<u8> {
     k
 }
 
+/// The address in a full key (`<scope> 0x00 <address> 0x00 <list>`).
+pub(super) fn address_of_key(key: &[u8]) -> Option<&str> {
+    let nul = key.iter().position(|&b| b == 0)?;
+    let tail = key.get(nul + 1..key.len().checked_sub(2)?)?;
+    std::str::from_utf8(tail).ok()
+}
+
 /// Splits the part of a key after the scope prefix into (address, list).
 fn split_tail(tail: &[u8]) -> Option<(String, List)> {
     let (&code, rest) = tail.split_last()?;
@@ -232,6 +239,7 @@ impl Store {
         key: &SuppressionKey,
         entry: &Suppression,
     ) -> Result<(), StoreError> {
+        self.index.insert(&key.address);
         self.suppressions.insert(key.bytes(), encode(entry))?;
         Ok(())
     }
@@ -245,6 +253,8 @@ impl Store {
         for (key, entry) in items {
             batch.insert(key.bytes(), encode(entry));
         }
+        self.index
+            .insert_many(items.iter().map(|(k, _)| k.address.as_str()));
         self.suppressions.apply_batch(batch)?;
         Ok(())
     }
@@ -255,6 +265,12 @@ impl Store {
             .get(key.bytes())?
             .map(|v| decode("suppressions", &v))
             .transpose()
+    }
+
+    /// Whether `address` may have an entry in any scope: `false` is certain and costs no disk
+    /// access (the in-memory index), so RCPT checks for most recipients end here.
+    pub fn may_be_suppressed(&self, address: &str) -> bool {
+        self.index.may_contain(address)
     }
 
     /// Every list's entry for `address` in `scope`. This is the RCPT-time lookup: one short
@@ -520,6 +536,35 @@ mod tests {
         );
         assert_eq!(s.suppression_clear(&sc, u).unwrap(), 5);
         assert_eq!(s.suppression_count(), 1);
+    }
+
+    #[test]
+    fn index_knows_every_written_address_also_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = Store::open(&path).unwrap();
+            assert!(!s.may_be_suppressed("a@x"));
+            s.suppression_put(
+                &SuppressionKey::new(Scope::Global, "a@x", List::Unsubscribes),
+                &Suppression::new(Reason::Unsub, 1),
+            )
+            .unwrap();
+            s.suppression_put_many(&[(
+                SuppressionKey::new(Scope::Domain("d".into()), "b@x", List::Bounces),
+                Suppression::new(Reason::HardBounce, 1),
+            )])
+            .unwrap();
+            assert!(s.may_be_suppressed("a@x") && s.may_be_suppressed("b@x"));
+            assert!(!s.may_be_suppressed("c@x"));
+        }
+        let s = Store::open(&path).unwrap();
+        assert!(s.may_be_suppressed("a@x") && s.may_be_suppressed("b@x"));
+        assert!(!s.may_be_suppressed("c@x"));
+        assert_eq!(
+            address_of_key(&SuppressionKey::new(Scope::Global, "q@x", List::Bounces).bytes()),
+            Some("q@x")
+        );
     }
 
     #[test]
