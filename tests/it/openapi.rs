@@ -109,10 +109,16 @@ fn concrete(route: &Route) -> Vec<String> {
 #[test]
 fn routes_and_document_list_the_same_operations() {
     let doc = document();
-    let in_doc: BTreeSet<(String, String)> = documented(&doc)
-        .into_iter()
-        .map(|r| (r.method, r.path))
+    let routes = documented(&doc);
+    let in_doc: BTreeSet<(String, String)> = routes
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
         .collect();
+    assert_eq!(
+        routes.len(),
+        in_doc.len(),
+        "an alias repeats a documented path"
+    );
     let in_code: BTreeSet<(String, String)> = ROUTES
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
