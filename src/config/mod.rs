@@ -174,7 +174,11 @@ pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
 
 /// Loads the file at `path` with `QUELL_*` overrides from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    load_with_env(path, None)
+    // QUELL_CONFIG names the file; it is not a key.
+    let env = std::env::vars()
+        .filter(|(name, _)| name.starts_with("QUELL_") && name != "QUELL_CONFIG")
+        .collect();
+    load_with_env(path, Some(env))
 }
 
 /// Loads `path`; `env` replaces the process environment (for tests that must not race on it).
@@ -205,7 +209,6 @@ pub fn load_with_env(
         .add_source(environment)
         .build()
         .map_err(|e| ConfigError::new("config", e.to_string()))?;
-    // QUELL_CONFIG names the file; it is not a key.
     let raw: RawConfig = built
         .try_deserialize()
         .map_err(|e| ConfigError::new(&error_key(&e), e.to_string()))?;

@@ -89,6 +89,14 @@ async fn spawn(config: &Path) -> Running {
 
 #[tokio::test]
 async fn check_config_accepts_the_default_and_names_the_bad_key() {
+    // $QUELL_CONFIG names the file (and is not read as a key).
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env("QUELL_CONFIG", "config/quell.toml")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = Command::new(BIN)
         .args(["check-config", "-c", "config/quell.toml"])
         .env_remove("QUELL_CONFIG")
