@@ -12,6 +12,7 @@
 #   scripts/schemathesis.sh                 # builds and runs target/debug/quell
 #   BINARY=target/release/quell scripts/schemathesis.sh   # an already built binary
 #   MAX_EXAMPLES=200 SEED=7 scripts/schemathesis.sh
+#   SCHEMATHESIS_ARGS="--include-path-regex ^/u/" scripts/schemathesis.sh   # extra options
 #
 # Needs schemathesis on PATH: pip install schemathesis==4.32.5 (the version this was run with),
 # and python3 (which schemathesis needs anyway) for the sink and the SMTP client.
