@@ -20,6 +20,7 @@
 //! endpoint is no open redirect.
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -76,7 +77,13 @@ impl Intent {
 }
 
 /// `GET /u/{token}`.
-async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn show(
+    State(state): State<AppState>,
+    token: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(token)) = token else {
+        return page(StatusCode::BAD_REQUEST, pages::invalid());
+    };
     let Some(data) = open(&state, &token) else {
         return page(StatusCode::BAD_REQUEST, pages::invalid());
     };
@@ -93,7 +100,13 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
 }
 
 /// `HEAD /u/{token}`: link checkers learn whether the link works; nothing is recorded.
-async fn probe(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn probe(
+    State(state): State<AppState>,
+    token: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(token)) = token else {
+        return page(StatusCode::BAD_REQUEST, pages::invalid());
+    };
     match open(&state, &token) {
         Some(data) => page(
             StatusCode::OK,
@@ -106,9 +119,13 @@ async fn probe(State(state): State<AppState>, Path(token): Path<String>) -> Resp
 /// `POST /u/{token}`.
 async fn submit(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    token: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
+    // A segment that is not UTF-8 is a bad link like any other (axum would answer plain text).
+    let Ok(Path(token)) = token else {
+        return page(StatusCode::BAD_REQUEST, pages::invalid());
+    };
     let Some(data) = open(&state, &token) else {
         return page(StatusCode::BAD_REQUEST, pages::invalid());
     };

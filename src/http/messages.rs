@@ -1,6 +1,7 @@
 //! `GET /api/messages/{id}` (SPEC §5): one recipient copy by `md_id`, or every copy of a
 //! transaction by the queue id from `250 2.0.0 Ok: queued as <id>`.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,8 +19,10 @@ pub fn router() -> Router<AppState> {
 async fn get_message(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // Axum's own rejection (a segment that is not UTF-8) is plain text: answer in JSON.
+    let Path(id) = id.map_err(|e| ApiError::bad_request(format!("id: {}", e.body_text())))?;
     if id.contains('.') {
         let record = state
             .store

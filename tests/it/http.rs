@@ -82,3 +82,22 @@ async fn message_records_by_queue_id_and_md_id() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn non_utf8_path_segments_get_the_documented_error_shapes() {
+    let q = Quell::start().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .get(q.url("/api/messages/%FF"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["message"].is_string(), "{v}");
+    let r = http.get(q.url("/u/%FF")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.text().await.unwrap().contains("<html"));
+}
