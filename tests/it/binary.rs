@@ -96,7 +96,11 @@ async fn check_config_accepts_the_default_and_names_the_bad_key() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(BIN)
         .args(["check-config", "-c", "config/quell.toml"])
         .env_remove("QUELL_CONFIG")
