@@ -174,11 +174,24 @@ impl Upstream {
         // lettre ends the data with CRLF.CRLF itself: a final CRLF of ours would add a line.
         let message = message.strip_suffix(b"\r\n").unwrap_or(message);
         let attempt = async {
-            let mut conn = match connection.take() {
-                Some(c) if !c.has_broken() => c,
-                _ => self.connect().await?,
+            let (mut conn, reused) = match connection.take() {
+                Some(c) if !c.has_broken() => (c, true),
+                _ => (self.connect().await?, false),
             };
-            let result = conn.send(&envelope, message).await;
+            let mut result = conn.send(&envelope, message).await;
+            // A kept connection the upstream closed while it was idle (its idle timeout: smtp-sink
+            // 100 s, Postfix 300 s) fails without any SMTP reply: retry at once on a new one
+            // instead of deferring the message for queue.retry_initial.
+            if reused
+                && conn.has_broken()
+                && result
+                    .as_ref()
+                    .is_err_and(|e| !e.is_transient() && !e.is_permanent())
+            {
+                tracing::debug!("kept upstream connection was closed; reconnecting");
+                conn = self.connect().await?;
+                result = conn.send(&envelope, message).await;
+            }
             if !conn.has_broken() {
                 *connection = Some(conn);
             }

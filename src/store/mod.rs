@@ -98,8 +98,19 @@ impl Store {
     }
 
     /// Makes every write so far durable (see the module docs for how far that goes).
+    ///
+    /// Not `flush_async`: sled 0.34 runs that on its own pool of 7 threads, and concurrent
+    /// flushes there wait for a log write that sled queues on the same pool behind them, so
+    /// with 7 flushes in flight nothing completes (sled issue #1308, fixed only on sled's main
+    /// branch). A blocking flush on tokio's blocking pool leaves sled's pool free for the write;
+    /// concurrent callers still share one log write (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| {
+                StoreError::Sled(sled::Error::ReportableBug(format!("flush task: {e}")))
+            })??;
         Ok(())
     }
 

@@ -326,3 +326,34 @@ async fn allowlisted_address_is_never_suppressed() {
     assert!(reply.starts_with("250"));
     q.upstream.wait_for(1).await;
 }
+
+/// Many sessions finishing DATA at once all get their 250: the durability flush must not stall
+/// under concurrency (sled 0.34's `flush_async` deadlocked with 7 or more in flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sessions_all_get_their_250() {
+    let q = std::sync::Arc::new(Quell::start_with(|c| c.upstream.connections = 4).await);
+    let mut tasks = Vec::new();
+    for s in 0..24 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = q.client().await;
+            c.expect("EHLO app.test", "250").await;
+            for m in 0..5 {
+                c.expect("MAIL FROM:<app@example.com>", "250").await;
+                c.expect(&format!("RCPT TO:<s{s}m{m}@example.net>"), "250")
+                    .await;
+                c.expect("DATA", "354").await;
+                let r = c.data(&message("", "x")).await;
+                assert!(r.starts_with("250 2.0.0"), "{r}");
+            }
+        }));
+    }
+    tokio::time::timeout(crate::support::WAIT, async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await
+    .expect("every session answered in time");
+    assert_eq!(q.upstream.wait_for(120).await.len(), 120);
+}
