@@ -1,6 +1,6 @@
 //! Arbitrary bytes through every MIME rewrite: nothing may panic, and the answers must agree
 //! (a message is rewritten exactly when `has_unsub_tag` says it has a tag; a rewrite keeps
-//! everything before the first changed body and the footer never shrinks a message).
+//! everything before the first changed body).
 
 #![no_main]
 
@@ -33,7 +33,7 @@ fuzz_target!(|message: &[u8]| {
         Err(_) => assert!(!has, "tag found in a message the rewrite refuses"),
     }
 
-    if let Ok(out) = append_footer(message, "https://q.test/u/FOOTER") {
-        assert!(out.len() >= message.len());
-    }
+    // The footer must not panic. (Its output can be shorter than the input: a base64 body is
+    // re-encoded in 76-character lines, which drops stray whitespace the input had.)
+    let _ = append_footer(message, "https://q.test/u/FOOTER");
 });
