@@ -127,6 +127,7 @@ impl App {
             shutdown.clone(),
         ));
         tracker.spawn(retention(state.clone(), shutdown.clone()));
+        tracker.spawn(state.erasure.clone().run(shutdown.clone()));
 
         state.ready.store(true, Ordering::Relaxed);
         tracing::info!("quell ready");

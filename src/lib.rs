@@ -27,6 +27,7 @@ pub mod address;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod erasure;
 pub mod http;
 pub mod id;
 pub mod metrics;

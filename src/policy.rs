@@ -40,7 +40,9 @@ impl Policy {
         recipient: &str,
         tags: Option<&[String]>,
     ) -> Result<Verdict, StoreError> {
-        if !self.store.may_be_suppressed(recipient) || self.store.is_allowlisted(recipient)? {
+        // The recipient's own entries and, if it was erased, its tombstones.
+        let addresses = self.store.suppression_addresses(recipient);
+        if addresses.is_empty() || self.store.is_allowlisted(recipient)? {
             return Ok(Verdict::Allow);
         }
         let transactional = !sender.is_empty()
@@ -58,7 +60,11 @@ impl Policy {
             scopes.push(Scope::Sender(sender.to_string()));
         }
         for scope in scopes {
-            for (_, entry) in self.store.suppressions_of(&scope, recipient)? {
+            let entries = addresses
+                .iter()
+                .map(|a| self.store.suppressions_of(&scope, a))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (_, entry) in entries.into_iter().flatten() {
                 if entry.is_expired(now) || (transactional && entry.reason == Reason::Unsub) {
                     continue;
                 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::erasure::Erasure;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::queue::Scheduler;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Seals and opens unsubscribe tokens (`unsubscribe.secret`, `old_secrets`).
     pub tokens: Arc<Tokens>,
+    /// GDPR/CCPA deletion tasks.
+    pub erasure: Erasure,
 }
 
 impl AppState {
@@ -38,6 +41,7 @@ impl AppState {
     pub fn new(config: Config, store: Store, scheduler: Scheduler) -> AppState {
         let policy = Policy::new(store.clone(), config.suppression.clone());
         let tokens = Arc::new(unsubscribe_tokens(&config, &store));
+        let erasure = Erasure::new(store.clone(), scheduler.clone());
         AppState {
             config: Arc::new(config),
             store,
@@ -47,6 +51,7 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(false)),
             tasks: TaskTracker::new(),
             tokens,
+            erasure,
         }
     }
 }

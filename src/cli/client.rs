@@ -167,7 +167,12 @@ impl Client {
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<Value>(&text)
             .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+            .and_then(|v| {
+                // `message` (Mailgun's shape, the admin API) or `error` (Mixpanel's).
+                ["message", "error"]
+                    .iter()
+                    .find_map(|f| v.get(*f).and_then(Value::as_str).map(str::to_string))
+            })
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
         Err(match status {
             StatusCode::NOT_FOUND => ClientError::NotFound(message),

@@ -1,4 +1,4 @@
-//! The admin command line — `quell suppress …` and `quell queue …` — which manages a running
+//! The admin command line — `quell suppress …`, `quell queue …` and `quell forget …` — which manages a running
 //! quell through its HTTP API ([`crate::http::admin`]) with the key and address from the same
 //! config file (sled allows one process per store, so the CLI never opens it).
 //!
@@ -8,12 +8,14 @@
 //! | [`suppress`] | `quell suppress add/remove/list/export` |
 //! | [`import`] | `quell suppress import`: streamed CSV, formats, batches, progress bar, report |
 //! | [`queue`] | `quell queue list/retry/delete` |
+//! | [`forget`] | `quell forget`: GDPR/CCPA erasure, followed to the end |
 //!
 //! Every command reports one line per failure on stderr and returns a [`CliError`], whose
 //! [`CliError::exit_code`] is the SPEC §1 code: 0 ok, 1 runtime failure (server unreachable, a
 //! queue id not found), 2 bad config or usage (also a key the server refuses).
 
 pub mod client;
+pub mod forget;
 pub mod import;
 pub mod queue;
 pub mod suppress;

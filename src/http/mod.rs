@@ -48,6 +48,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Unix seconds as RFC 3339 UTC (`2026-11-27T15:58:16Z`).
+pub(crate) fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
 /// Serves `router(state)` on an already-bound listener until `shutdown` is cancelled, over
 /// https when `tls` is given.
 pub async fn serve(

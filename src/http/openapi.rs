@@ -99,6 +99,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/engage/"),
     ("POST", "/engage/"),
     ("POST", "/engage/import"),
+    ("POST", "/api/app/data-deletions/v3.0/"),
+    ("GET", "/api/app/data-deletions/v3.0/{task_id}"),
     // admin
     ("GET", "/api/suppressions"),
     ("POST", "/api/suppressions"),

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// Hands queue ids to the delivery workers. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -26,6 +26,8 @@ pub struct Scheduler {
     tx: mpsc::UnboundedSender<String>,
     /// Ids a worker is delivering now: a second schedule of the same id waits its turn.
     in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Signalled whenever a claim is released.
+    released: Arc<Notify>,
 }
 
 /// The workers' side of the [`Scheduler`].
@@ -42,6 +44,7 @@ impl Scheduler {
             Scheduler {
                 tx,
                 in_flight: Arc::default(),
+                released: Arc::default(),
             },
             Arc::new(Jobs {
                 rx: tokio::sync::Mutex::new(rx),
@@ -68,8 +71,26 @@ impl Scheduler {
             .insert(id.to_string())
     }
 
+    /// Claims `id`, waiting up to `wait` for another holder to release it; false if it did not.
+    pub(crate) async fn claim_within(&self, id: &str, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before trying, so a release in between is not missed.
+            released.as_mut().enable();
+            if self.claim(id) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     pub(crate) fn release(&self, id: &str) {
         self.in_flight.lock().expect("in-flight lock").remove(id);
+        self.released.notify_waiters();
     }
 }
 

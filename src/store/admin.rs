@@ -3,12 +3,12 @@
 //! listing or an export of a large store never holds more than one page in memory.
 //!
 //! The suppression key layout is the one documented in the module docs of [`crate::store`]
-//! (`<scope> 0x00 <address> 0x00 <list code>`); the round-trip test below fails if this file and
-//! `suppressions.rs` ever disagree about it.
+//! (`<scope> 0x00 <address> 0x00 <list code>`), written and parsed by `suppressions.rs`.
 
 use std::ops::Bound;
 
-use super::{decode, List, QueuedMessage, Scope, Store, StoreError, Suppression, SuppressionKey};
+use super::suppressions::parse_key;
+use super::{decode, QueuedMessage, Scope, Store, StoreError, Suppression, SuppressionKey};
 
 /// Which entries a listing covers: all, one scope, one address (in every scope), or one address
 /// in one scope.
@@ -39,43 +39,6 @@ impl Filter<'_> {
     }
 }
 
-/// The stored form of `key` (see the module docs).
-fn key_bytes(key: &SuppressionKey) -> Vec<u8> {
-    let mut k = key.scope.key().into_bytes();
-    k.push(0);
-    k.extend_from_slice(key.address.as_bytes());
-    k.push(0);
-    k.push(list_code(key.list));
-    k
-}
-
-fn list_code(list: List) -> u8 {
-    match list {
-        List::Unsubscribes => b'u',
-        List::Bounces => b'b',
-        List::Complaints => b'c',
-    }
-}
-
-/// Reads a stored key back; `None` for a key this version does not understand (skipped).
-fn parse_key(bytes: &[u8]) -> Option<SuppressionKey> {
-    let nul = bytes.iter().position(|&b| b == 0)?;
-    let scope = Scope::parse(std::str::from_utf8(&bytes[..nul]).ok()?)?;
-    let (&code, rest) = bytes[nul + 1..].split_last()?;
-    let address = rest.strip_suffix(&[0])?;
-    let list = match code {
-        b'u' => List::Unsubscribes,
-        b'b' => List::Bounces,
-        b'c' => List::Complaints,
-        _ => return None,
-    };
-    Some(SuppressionKey {
-        scope,
-        address: String::from_utf8(address.to_vec()).ok()?,
-        list,
-    })
-}
-
 impl Store {
     /// Up to `limit` entries in key order (scope, then address, then list), starting after the
     /// entry `after` when given; only `scope`'s when given, only the (normalised) `address`'s
@@ -90,7 +53,7 @@ impl Store {
     ) -> Result<Vec<(SuppressionKey, Suppression)>, StoreError> {
         let filter = Filter { scope, address };
         let prefix = filter.prefix();
-        let lower = match after.map(key_bytes) {
+        let lower = match after.map(SuppressionKey::bytes) {
             Some(k) if k >= prefix => Bound::Excluded(k),
             _ => Bound::Included(prefix.clone()),
         };
@@ -106,7 +69,7 @@ impl Store {
         if limit == 0 {
             return Ok(out);
         }
-        for item in self.suppressions.range::<Vec<u8>, _>((lower, upper)) {
+        for item in self.read().suppressions.range::<Vec<u8>, _>((lower, upper)) {
             let (k, v) = item?;
             let Some(key) = parse_key(&k) else { continue };
             if !filter.matches(&key) {
@@ -130,7 +93,8 @@ impl Store {
             Some(id) => Bound::Excluded(id.as_bytes().to_vec()),
             None => Bound::Unbounded,
         };
-        self.queue
+        self.read()
+            .queue
             .range::<Vec<u8>, _>((lower, Bound::Unbounded))
             .take(limit)
             .map(|item| decode("queue", &item?.1))
@@ -141,6 +105,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::List;
     use crate::store::Reason;
 
     fn store() -> (tempfile::TempDir, Store) {

@@ -16,24 +16,25 @@ pub struct AllowEntry {
 impl Store {
     /// Whether `address` (normalised) is allowlisted.
     pub fn is_allowlisted(&self, address: &str) -> Result<bool, StoreError> {
-        Ok(self.allowlist.contains_key(address)?)
+        Ok(self.read().allowlist.contains_key(address)?)
     }
 
     pub fn allowlist_get(&self, address: &str) -> Result<Option<AllowEntry>, StoreError> {
-        self.allowlist
+        self.read()
+            .allowlist
             .get(address)?
             .map(|v| decode("allowlist", &v))
             .transpose()
     }
 
     pub fn allowlist_put(&self, address: &str, entry: &AllowEntry) -> Result<(), StoreError> {
-        self.allowlist.insert(address, encode(entry))?;
+        self.write().allowlist.insert(address, encode(entry))?;
         Ok(())
     }
 
     /// Removes `address`; whether it was there.
     pub fn allowlist_remove(&self, address: &str) -> Result<bool, StoreError> {
-        Ok(self.allowlist.remove(address)?.is_some())
+        Ok(self.write().allowlist.remove(address)?.is_some())
     }
 
     /// Up to `limit` allowlisted addresses starting with `prefix`, in order: one range scan.
@@ -42,7 +43,8 @@ impl Store {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<(String, AllowEntry)>, StoreError> {
-        self.allowlist
+        self.read()
+            .allowlist
             .scan_prefix(prefix.as_bytes())
             .take(limit)
             .map(|item| {

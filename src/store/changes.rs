@@ -26,12 +26,11 @@ impl Store {
             self.suppression_put_many(&changes.puts)?;
             return Ok(0);
         }
-        let result = (
-            &self.suppressions,
-            &self.profiles,
-            &self.profiles_by_address,
-        )
-            .transaction(|(suppressions, profiles, reverse)| {
+        let t = self.write();
+        self.index()
+            .insert_many(changes.puts.iter().map(|(k, _)| k.address.as_str()));
+        let result = (&t.suppressions, &t.profiles, &t.profiles_by_address).transaction(
+            |(suppressions, profiles, reverse)| {
                 for (key, entry) in &changes.puts {
                     suppressions.insert(key.bytes(), encode(entry))?;
                 }
@@ -51,7 +50,8 @@ impl Store {
                     set_profile(profiles, reverse, id, address.as_deref())?;
                 }
                 Ok(removed)
-            });
+            },
+        );
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StoreError::Sled(e),

@@ -7,12 +7,15 @@
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 /// The set of hashed addresses.
 #[derive(Debug, Default)]
 pub(super) struct AddressIndex {
     hashes: RwLock<HashSet<u64>>,
+    /// Whether any tombstone (`#…`) was ever inserted: until then RCPT checks skip hashing.
+    tombstones: AtomicBool,
 }
 
 /// The address's hash (SipHash with fixed keys, so the same at every start).
@@ -30,6 +33,7 @@ impl AddressIndex {
             let mut set = index.hashes.write().unwrap_or_else(|e| e.into_inner());
             for key in suppressions.iter().keys() {
                 if let Some(address) = super::suppressions::address_of_key(&key?) {
+                    index.note_tombstone(address);
                     set.insert(hash(address));
                 }
             }
@@ -39,6 +43,7 @@ impl AddressIndex {
 
     /// Records that `address` has (or may have) an entry.
     pub fn insert(&self, address: &str) {
+        self.note_tombstone(address);
         let h = hash(address);
         if !self.contains_hash(h) {
             self.hashes
@@ -52,8 +57,20 @@ impl AddressIndex {
     pub fn insert_many<'a>(&self, addresses: impl IntoIterator<Item = &'a str>) {
         let mut set = self.hashes.write().unwrap_or_else(|e| e.into_inner());
         for a in addresses {
+            self.note_tombstone(a);
             set.insert(hash(a));
         }
+    }
+
+    fn note_tombstone(&self, address: &str) {
+        if super::is_tombstone(address) {
+            self.tombstones.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the store may hold tombstones.
+    pub fn has_tombstones(&self) -> bool {
+        self.tombstones.load(Ordering::Relaxed)
     }
 
     /// False only if `address` certainly has no entry.

@@ -38,12 +38,15 @@ pub struct MessageRecord {
 
 impl Store {
     pub fn message_put(&self, record: &MessageRecord) -> Result<(), StoreError> {
-        self.messages.insert(record.id.as_bytes(), encode(record))?;
+        self.write()
+            .messages
+            .insert(record.id.as_bytes(), encode(record))?;
         Ok(())
     }
 
     pub fn message_get(&self, md_id: &str) -> Result<Option<MessageRecord>, StoreError> {
-        self.messages
+        self.read()
+            .messages
             .get(md_id)?
             .map(|v| decode("messages", &v))
             .transpose()
@@ -51,7 +54,8 @@ impl Store {
 
     /// Every record of one transaction.
     pub fn messages_of_queue(&self, queue_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
-        self.messages
+        self.read()
+            .messages
             .scan_prefix(format!("{queue_id}."))
             .map(|item| decode("messages", &item?.1))
             .collect()
@@ -74,17 +78,18 @@ impl Store {
     /// Follows one record: [`MessageWatch::changed`] returns at its next write. Subscribe
     /// before reading the record so no change is missed in between.
     pub fn watch_message(&self, md_id: &str) -> MessageWatch {
-        MessageWatch(self.messages.watch_prefix(md_id.as_bytes()))
+        MessageWatch(self.read().messages.watch_prefix(md_id.as_bytes()))
     }
 
     /// Removes records created before `cutoff` (Unix seconds); how many. Keys start with the
     /// creation time in milliseconds, so this reads only what it removes.
     pub fn messages_purge_before(&self, cutoff: i64) -> Result<usize, StoreError> {
         let bound = format!("{:012X}", (cutoff.max(0) as u64 * 1000) & 0xFFFF_FFFF_FFFF);
+        let t = self.write();
         let mut n = 0;
-        for item in self.messages.range(..bound.as_bytes()) {
+        for item in t.messages.range(..bound.as_bytes()) {
             let (k, _) = item?;
-            self.messages.remove(k)?;
+            t.messages.remove(k)?;
             n += 1;
         }
         Ok(n)

@@ -11,7 +11,11 @@
 //! | `messages` | `<md_id>` = `<queue id>.<n>` | [`MessageRecord`] per recipient copy |
 //! | `profiles` | `<distinct id>` | the normalised address (Mixpanel profiles) |
 //! | `profiles_by_address` | `<address> 0x00 <distinct id>` | empty: the reverse index |
+//! | `deletions` | `<task id>` | [`DeletionTask`]: a GDPR/CCPA erasure and how far it got |
 //! | `meta` | name | raw bytes (generated secrets and the like) |
+//!
+//! A suppression entry of an erased address is a *tombstone*: the same key and value, with the
+//! address replaced by its keyed hash `#<32 hex>` (see [`tombstones`]).
 //!
 //! Addresses in keys are normalised (trimmed, lowercased). Queue ids start with 12 hex digits of
 //! milliseconds, so `queue`, `spool` and `messages` iterate oldest first.
@@ -21,23 +25,41 @@
 //! Writes become durable at [`Store::flush`]: sled writes its log with `sync_file_range`, so a
 //! flushed write survives a crash of the process (`kill -9`) but, unlike `fsync`, not
 //! necessarily a power loss. sled also flushes in the background every 500 ms.
+//!
+//! # Generations
+//!
+//! sled keeps removed values in its log until it happens to rewrite that part of the file, so
+//! erasing data for real means copying the live data into a fresh database and deleting the old
+//! one: a *vacuum* ([`Store::vacuum`], see [`generation`]). Every method therefore reads through
+//! [`Store::read`] (the current generation) and writes through [`Store::write`] (which a vacuum
+//! holds back while it copies).
 
 mod admin;
 mod allowlist;
 mod changes;
+mod deletions;
+mod erasure;
+mod generation;
 mod index;
 mod messages;
 mod profiles;
 mod queue;
 mod suppressions;
+mod tombstones;
 
 use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use arc_swap::{ArcSwap, Guard};
 
 pub use allowlist::AllowEntry;
 pub use changes::Changes;
+pub use deletions::{Compliance, DeletionTask, TaskStatus};
+pub use erasure::Erased;
 pub use messages::{MessageRecord, MessageWatch, Status};
 pub use queue::{QueuedMessage, QueuedRecipient};
 pub use suppressions::{List, Page, Reason, Scope, Suppression, SuppressionKey};
+pub use tombstones::is_tombstone;
 
 /// A store failure. Every one is an I/O or corruption problem, never bad input.
 #[derive(Debug, thiserror::Error)]
@@ -49,11 +71,12 @@ pub enum StoreError {
         tree: &'static str,
         source: serde_json::Error,
     },
+    #[error("store directory: {0}")]
+    Io(#[from] std::io::Error),
 }
 
-/// The sled database and its trees; cheap to clone (sled handles are reference-counted).
-#[derive(Clone)]
-pub struct Store {
+/// The sled database of one generation and its trees (see [`generation`]).
+struct Trees {
     db: sled::Db,
     suppressions: sled::Tree,
     allowlist: sled::Tree,
@@ -62,9 +85,59 @@ pub struct Store {
     messages: sled::Tree,
     profiles: sled::Tree,
     profiles_by_address: sled::Tree,
+    deletions: sled::Tree,
     meta: sled::Tree,
+}
+
+/// Every tree, by name: what a vacuum copies.
+const TREE_NAMES: [&str; 9] = [
+    "suppressions",
+    "allowlist",
+    "queue",
+    "spool",
+    "messages",
+    "profiles",
+    "profiles_by_address",
+    "deletions",
+    "meta",
+];
+
+impl Trees {
+    fn open(db: sled::Db) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            suppressions: db.open_tree("suppressions")?,
+            allowlist: db.open_tree("allowlist")?,
+            queue: db.open_tree("queue")?,
+            spool: db.open_tree("spool")?,
+            messages: db.open_tree("messages")?,
+            profiles: db.open_tree("profiles")?,
+            profiles_by_address: db.open_tree("profiles_by_address")?,
+            deletions: db.open_tree("deletions")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+}
+
+/// What every clone of a [`Store`] shares.
+struct Shared {
+    /// The current generation; replaced whole by a vacuum.
+    trees: ArcSwap<Trees>,
+    /// Writers hold it shared, a vacuum exclusively: no write is lost to the generation a
+    /// vacuum is copying from. Readers never take it, so they go on during a vacuum.
+    gate: RwLock<()>,
+    /// The store directory and its generation layout.
+    layout: generation::Layout,
     /// Addresses with suppression entries, in memory (see [`index`]).
-    index: std::sync::Arc<index::AddressIndex>,
+    index: index::AddressIndex,
+    /// The key of the tombstone hash (see [`tombstones`]).
+    tombstones: tombstones::TombstoneKey,
+}
+
+/// The sled database and its trees; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Store {
@@ -73,28 +146,54 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The trees, held for writing: the vacuum gate (shared) and the current generation.
+struct WriteTrees<'a> {
+    _gate: RwLockReadGuard<'a, ()>,
+    trees: Guard<Arc<Trees>>,
+}
+
+impl std::ops::Deref for WriteTrees<'_> {
+    type Target = Trees;
+    fn deref(&self) -> &Trees {
+        &self.trees
+    }
+}
+
 impl Store {
-    /// Opens (or creates) the database at `path`. Fails if another process holds it.
+    /// Opens (or creates) the database in the directory `path`. Fails if another process holds
+    /// it.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .flush_every_ms(Some(500))
-            .open()?;
-        let suppressions = db.open_tree("suppressions")?;
-        let index = std::sync::Arc::new(index::AddressIndex::build(&suppressions)?);
+        let layout = generation::Layout::new(path);
+        let trees = Trees::open(layout.open_current()?)?;
+        let index = index::AddressIndex::build(&trees.suppressions)?;
+        let tombstones = tombstones::TombstoneKey::load_or_create(&trees.meta)?;
         Ok(Store {
-            suppressions,
-            index,
-            allowlist: db.open_tree("allowlist")?,
-            queue: db.open_tree("queue")?,
-            spool: db.open_tree("spool")?,
-            messages: db.open_tree("messages")?,
-            profiles: db.open_tree("profiles")?,
-            profiles_by_address: db.open_tree("profiles_by_address")?,
-            meta: db.open_tree("meta")?,
-            db,
+            shared: Arc::new(Shared {
+                trees: ArcSwap::from_pointee(trees),
+                gate: RwLock::new(()),
+                layout,
+                index,
+                tombstones,
+            }),
         })
+    }
+
+    /// The current generation, for reading.
+    fn read(&self) -> Guard<Arc<Trees>> {
+        self.shared.trees.load()
+    }
+
+    /// The current generation, for writing (waits while a vacuum runs).
+    fn write(&self) -> WriteTrees<'_> {
+        let gate = self.shared.gate.read().unwrap_or_else(|e| e.into_inner());
+        WriteTrees {
+            _gate: gate,
+            trees: self.shared.trees.load(),
+        }
+    }
+
+    fn index(&self) -> &index::AddressIndex {
+        &self.shared.index
     }
 
     /// Makes every write so far durable (see the module docs for how far that goes).
@@ -105,7 +204,7 @@ impl Store {
     /// branch). A blocking flush on tokio's blocking pool leaves sled's pool free for the write;
     /// concurrent callers still share one log write (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
+        let db = self.read().db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| {
@@ -116,12 +215,12 @@ impl Store {
 
     /// A value from the `meta` tree.
     pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.meta.get(name)?.map(|v| v.to_vec()))
+        Ok(self.read().meta.get(name)?.map(|v| v.to_vec()))
     }
 
     /// Stores a value in the `meta` tree.
     pub fn meta_put(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.meta.insert(name, value)?;
+        self.write().meta.insert(name, value)?;
         Ok(())
     }
 }

@@ -14,14 +14,15 @@ pub(super) fn reverse_key(address: &str, distinct_id: &str) -> Vec<u8> {
 impl Store {
     /// Maps `distinct_id` to the normalised `address`, replacing an earlier mapping.
     pub fn profile_put(&self, distinct_id: &str, address: &str) -> Result<(), StoreError> {
-        if let Some(old) = self.profiles.insert(distinct_id, address.as_bytes())? {
+        let t = self.write();
+        if let Some(old) = t.profiles.insert(distinct_id, address.as_bytes())? {
             if old != address.as_bytes() {
                 let old = String::from_utf8_lossy(&old).into_owned();
-                self.profiles_by_address
+                t.profiles_by_address
                     .remove(reverse_key(&old, distinct_id))?;
             }
         }
-        self.profiles_by_address
+        t.profiles_by_address
             .insert(reverse_key(address, distinct_id), &[])?;
         Ok(())
     }
@@ -29,6 +30,7 @@ impl Store {
     /// The address of `distinct_id`, if known.
     pub fn profile_get(&self, distinct_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
+            .read()
             .profiles
             .get(distinct_id)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
@@ -38,7 +40,8 @@ impl Store {
     pub fn profiles_of_address(&self, address: &str) -> Result<Vec<String>, StoreError> {
         let mut prefix = address.as_bytes().to_vec();
         prefix.push(0);
-        self.profiles_by_address
+        self.read()
+            .profiles_by_address
             .scan_prefix(&prefix)
             .map(|item| {
                 let (k, _) = item?;
@@ -49,10 +52,11 @@ impl Store {
 
     /// Forgets `distinct_id`; whether it was known.
     pub fn profile_remove(&self, distinct_id: &str) -> Result<bool, StoreError> {
-        match self.profiles.remove(distinct_id)? {
+        let t = self.write();
+        match t.profiles.remove(distinct_id)? {
             Some(address) => {
                 let address = String::from_utf8_lossy(&address).into_owned();
-                self.profiles_by_address
+                t.profiles_by_address
                     .remove(reverse_key(&address, distinct_id))?;
                 Ok(true)
             }

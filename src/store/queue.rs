@@ -39,20 +39,25 @@ impl Store {
         body: &[u8],
         records: &[MessageRecord],
     ) -> Result<(), StoreError> {
+        let t = self.write();
         if !message.recipients.is_empty() {
-            self.spool.insert(message.id.as_bytes(), body)?;
+            t.spool.insert(message.id.as_bytes(), body)?;
         }
         for record in records {
-            self.message_put(record)?;
+            t.messages.insert(record.id.as_bytes(), encode(record))?;
         }
         if !message.recipients.is_empty() {
-            self.queue.insert(message.id.as_bytes(), encode(message))?;
+            t.queue.insert(message.id.as_bytes(), encode(message))?;
         }
         Ok(())
     }
 
     pub fn queue_get(&self, id: &str) -> Result<Option<QueuedMessage>, StoreError> {
-        self.queue.get(id)?.map(|v| decode("queue", &v)).transpose()
+        self.read()
+            .queue
+            .get(id)?
+            .map(|v| decode("queue", &v))
+            .transpose()
     }
 
     /// Replaces the entry (after an attempt); removes it with its bytes when no recipient is left.
@@ -60,21 +65,25 @@ impl Store {
         if message.recipients.is_empty() {
             self.queue_remove(&message.id)?;
         } else {
-            self.queue.insert(message.id.as_bytes(), encode(message))?;
+            self.write()
+                .queue
+                .insert(message.id.as_bytes(), encode(message))?;
         }
         Ok(())
     }
 
     /// Removes the entry and its bytes; whether it existed.
     pub fn queue_remove(&self, id: &str) -> Result<bool, StoreError> {
-        let existed = self.queue.remove(id)?.is_some();
-        self.spool.remove(id)?;
+        let t = self.write();
+        let existed = t.queue.remove(id)?.is_some();
+        t.spool.remove(id)?;
         Ok(existed)
     }
 
     /// Every queued transaction, oldest first.
     pub fn queue_all(&self) -> Result<Vec<QueuedMessage>, StoreError> {
-        self.queue
+        self.read()
+            .queue
             .iter()
             .map(|item| decode("queue", &item?.1))
             .collect()
@@ -82,11 +91,11 @@ impl Store {
 
     /// Number of queued transactions.
     pub fn queue_len(&self) -> usize {
-        self.queue.len()
+        self.read().queue.len()
     }
 
     /// The bytes of a queued transaction.
     pub fn spool_get(&self, id: &str) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.spool.get(id)?)
+        Ok(self.read().spool.get(id)?)
     }
 }

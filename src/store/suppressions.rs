@@ -219,6 +219,18 @@ fn split_tail(tail: &[u8]) -> Option<(String, List)> {
     ))
 }
 
+/// A whole key (`<scope> 0x00 <address> 0x00 <list>`) parsed.
+pub(super) fn parse_key(bytes: &[u8]) -> Option<SuppressionKey> {
+    let nul = bytes.iter().position(|&b| b == 0)?;
+    let scope = Scope::parse(std::str::from_utf8(&bytes[..nul]).ok()?)?;
+    let (address, list) = split_tail(&bytes[nul + 1..])?;
+    Some(SuppressionKey {
+        scope,
+        address,
+        list,
+    })
+}
+
 /// Paging direction for [`Store::suppression_page`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page<'a> {
@@ -239,8 +251,9 @@ impl Store {
         key: &SuppressionKey,
         entry: &Suppression,
     ) -> Result<(), StoreError> {
-        self.index.insert(&key.address);
-        self.suppressions.insert(key.bytes(), encode(entry))?;
+        let t = self.write();
+        self.index().insert(&key.address);
+        t.suppressions.insert(key.bytes(), encode(entry))?;
         Ok(())
     }
 
@@ -253,24 +266,38 @@ impl Store {
         for (key, entry) in items {
             batch.insert(key.bytes(), encode(entry));
         }
-        self.index
+        let t = self.write();
+        self.index()
             .insert_many(items.iter().map(|(k, _)| k.address.as_str()));
-        self.suppressions.apply_batch(batch)?;
+        t.suppressions.apply_batch(batch)?;
         Ok(())
     }
 
     /// One entry.
     pub fn suppression_get(&self, key: &SuppressionKey) -> Result<Option<Suppression>, StoreError> {
-        self.suppressions
+        self.read()
+            .suppressions
             .get(key.bytes())?
             .map(|v| decode("suppressions", &v))
             .transpose()
     }
 
-    /// Whether `address` may have an entry in any scope: `false` is certain and costs no disk
-    /// access (the in-memory index), so RCPT checks for most recipients end here.
-    pub fn may_be_suppressed(&self, address: &str) -> bool {
-        self.index.may_contain(address)
+    /// The stored addresses under which `address` may have entries: itself and, once any
+    /// address was erased, its tombstone. Empty is certain and costs no disk access (the
+    /// in-memory index), so RCPT checks for most recipients end here.
+    pub fn suppression_addresses(&self, address: &str) -> Vec<String> {
+        let index = self.index();
+        let mut out = Vec::new();
+        if index.may_contain(address) {
+            out.push(address.to_string());
+        }
+        if index.has_tombstones() {
+            let tombstone = self.tombstone_of(address);
+            if index.may_contain(&tombstone) {
+                out.push(tombstone);
+            }
+        }
+        out
     }
 
     /// Every list's entry for `address` in `scope`. This is the RCPT-time lookup: one short
@@ -282,7 +309,7 @@ impl Store {
     ) -> Result<Vec<(List, Suppression)>, StoreError> {
         let prefix = address_prefix(scope, address);
         let mut out = Vec::new();
-        for item in self.suppressions.scan_prefix(&prefix) {
+        for item in self.read().suppressions.scan_prefix(&prefix) {
             let (k, v) = item?;
             if let Some(list) = k.get(prefix.len()).copied().and_then(List::from_code) {
                 out.push((list, decode("suppressions", &v)?));
@@ -293,22 +320,23 @@ impl Store {
 
     /// Removes one entry; whether it existed.
     pub fn suppression_remove(&self, key: &SuppressionKey) -> Result<bool, StoreError> {
-        Ok(self.suppressions.remove(key.bytes())?.is_some())
+        Ok(self.write().suppressions.remove(key.bytes())?.is_some())
     }
 
     /// Removes every entry of `list` in `scope`; how many.
     pub fn suppression_clear(&self, scope: &Scope, list: List) -> Result<usize, StoreError> {
         let prefix = scope_prefix(scope);
+        let t = self.write();
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for item in self.suppressions.scan_prefix(&prefix) {
+        for item in t.suppressions.scan_prefix(&prefix) {
             let (k, _) = item?;
             if split_tail(&k[prefix.len()..]).is_some_and(|(_, l)| l == list) {
                 batch.remove(k);
                 n += 1;
             }
         }
-        self.suppressions.apply_batch(batch)?;
+        t.suppressions.apply_batch(batch)?;
         Ok(n)
     }
 
@@ -347,7 +375,7 @@ impl Store {
             }
         };
         let mut out = Vec::new();
-        let range = self.suppressions.range::<Vec<u8>, _>((lower, upper));
+        let range = self.read().suppressions.range::<Vec<u8>, _>((lower, upper));
         let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if reverse {
             Box::new(range.rev())
         } else {
@@ -392,6 +420,7 @@ impl Store {
         };
         let mut out = Vec::new();
         for item in self
+            .read()
             .suppressions
             .range::<Vec<u8>, _>((lower, Bound::Excluded(end)))
         {
@@ -410,30 +439,19 @@ impl Store {
     pub fn suppressions_all(
         &self,
     ) -> impl Iterator<Item = Result<(SuppressionKey, Suppression), StoreError>> + '_ {
-        self.suppressions.iter().filter_map(|item| {
+        self.read().suppressions.iter().filter_map(|item| {
             let (k, v) = match item {
                 Ok(kv) => kv,
                 Err(e) => return Some(Err(e.into())),
             };
-            let nul = k.iter().position(|&b| b == 0)?;
-            let scope = Scope::parse(std::str::from_utf8(&k[..nul]).ok()?)?;
-            let (address, list) = split_tail(&k[nul + 1..])?;
-            Some(decode("suppressions", &v).map(|e| {
-                (
-                    SuppressionKey {
-                        scope,
-                        address,
-                        list,
-                    },
-                    e,
-                )
-            }))
+            let key = parse_key(&k)?;
+            Some(decode("suppressions", &v).map(|e| (key, e)))
         })
     }
 
     /// Number of entries in every scope and list.
     pub fn suppression_count(&self) -> usize {
-        self.suppressions.len()
+        self.read().suppressions.len()
     }
 }
 
@@ -536,6 +554,12 @@ mod tests {
         );
         assert_eq!(s.suppression_clear(&sc, u).unwrap(), 5);
         assert_eq!(s.suppression_count(), 1);
+    }
+
+    impl Store {
+        fn may_be_suppressed(&self, address: &str) -> bool {
+            !self.suppression_addresses(address).is_empty()
+        }
     }
 
     #[test]

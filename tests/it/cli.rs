@@ -1,4 +1,4 @@
-//! The admin command line (`quell suppress …`, `quell queue …`): the real binary run against an
+//! The admin command line (`quell suppress …`, `quell queue …`, `quell forget …`): the real binary run against an
 //! in-process quell, with a temp config whose `http.listen` and `api_keys` point at it. Exit
 //! codes per SPEC §1: 0 ok, 1 runtime failure (server down, an id not queued), 2 bad config or
 //! usage (also a key the server refuses).
@@ -759,4 +759,69 @@ async fn https_with_a_self_signed_certificate() {
         .ok();
     let out = run(&config, &["suppress", "list"], None).await.ok();
     assert!(out.stdout.contains("a@example.net"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn forget_erases_and_waits_for_the_task() {
+    let s = Setup::start().await;
+    s.run(&["suppress", "add", "gone-c7@example.net"])
+        .await
+        .ok();
+    s.run(&["suppress", "add", "kept-c7@example.net"])
+        .await
+        .ok();
+    let out = s
+        .run(&["forget", "gone-c7@example.net", "--ccpa"])
+        .await
+        .ok();
+    assert!(
+        out.stdout
+            .contains("erased 1 suppression entry (kept as tombstones)"),
+        "{}",
+        out.stdout
+    );
+    let store = &s.q.state.store;
+    assert!(s
+        .entry(Scope::Global, "gone-c7@example.net", List::Unsubscribes)
+        .is_none());
+    let tombstone = store.tombstone_of("gone-c7@example.net");
+    assert!(s
+        .entry(Scope::Global, &tombstone, List::Unsubscribes)
+        .is_some());
+    assert!(s
+        .entry(Scope::Global, "kept-c7@example.net", List::Unsubscribes)
+        .is_some());
+
+    let out = s
+        .run(&["forget", "other@example.net", "--no-wait"])
+        .await
+        .ok();
+    assert!(out.stdout.contains("accepted"), "{}", out.stdout);
+
+    // A refused request (an empty id) is a usage error; a wrong key too.
+    let refused = s.run(&["forget", " "]).await;
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("distinct_ids[0]"),
+        "{}",
+        refused.stderr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = config(dir.path(), &s.q.http.to_string(), &["wrong-key"], "");
+    let out = run(&wrong, &["forget", "a@example.net"], None).await;
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn forget_with_the_server_down_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = config(dir.path(), &format!("127.0.0.1:{port}"), &[API_KEY], "");
+    let out = run(&cfg, &["forget", "a@example.net"], None).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("is it running?"), "{}", out.stderr);
 }

@@ -5,6 +5,7 @@ mod binary;
 mod cli;
 mod config_files;
 mod dkim;
+mod erasure;
 mod http;
 mod landing;
 mod mailgun;

@@ -91,7 +91,7 @@ fn concrete(route: &Route) -> Vec<String> {
                 "domain" => "example.com",
                 "address" => "someone@example.net",
                 "token" => "not-a-token",
-                "id" => "0123456789ABCDEF0123",
+                "id" | "task_id" => "0123456789ABCDEF0123",
                 other => panic!("no sample value for path parameter {other:?}: add one here"),
             }
             .to_string()],

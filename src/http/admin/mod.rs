@@ -18,6 +18,7 @@ mod export;
 mod queue;
 mod suppressions;
 
+use super::rfc3339;
 use axum::body::Body;
 use axum::http::{StatusCode, Uri};
 use axum::routing::{get, post};
@@ -181,13 +182,6 @@ fn list_name(list: List) -> &'static str {
         List::Bounces => "bounces",
         List::Complaints => "complaints",
     }
-}
-
-/// Unix seconds as RFC 3339 UTC (`2026-11-27T13:24:58Z`).
-fn rfc3339(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 /// One entry as the admin API renders it. The shape is also what `POST` accepts, so a listing

@@ -67,8 +67,6 @@ fn queue_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError>
 
 /// How long retry and delete wait for a delivery attempt in progress.
 const CLAIM_WAIT: Duration = Duration::from_secs(10);
-/// How often they look whether it has ended.
-const CLAIM_POLL: Duration = Duration::from_millis(20);
 
 /// Holds an entry's delivery claim; released when dropped, whatever the handler's outcome.
 struct Claim<'a> {
@@ -79,14 +77,10 @@ struct Claim<'a> {
 impl<'a> Claim<'a> {
     /// Claims `id`, waiting up to [`CLAIM_WAIT`] for a worker's attempt in progress to end
     /// (an operator who retries right after a deferral means "once more", not "never mind");
-    /// 409 if it is still being delivered then. The claim has no wake-up, so this polls.
+    /// 409 if it is still being delivered then.
     async fn take(scheduler: &'a Scheduler, id: &str) -> Result<Claim<'a>, AdminError> {
-        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
-        while !scheduler.claim(id) {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(AdminError::InFlight(id.to_string()));
-            }
-            tokio::time::sleep(CLAIM_POLL).await;
+        if !scheduler.claim_within(id, CLAIM_WAIT).await {
+            return Err(AdminError::InFlight(id.to_string()));
         }
         Ok(Claim {
             scheduler,

@@ -16,6 +16,7 @@
 //!
 //! | file | concern |
 //! |---|---|
+//! | [`deletions`] | `/api/app/data-deletions/v3.0/`: GDPR/CCPA deletion tasks |
 //! | [`engage`] | `/engage`: body encodings, `$token` auth, whole-request validation |
 //! | [`update`] | one record: operations on `$email` and `$unsubscribed` |
 //! | [`unsubscribed`] | what a `$unsubscribed` value means; dates |
@@ -26,6 +27,7 @@
 //! | [`upload`] | the import body streamed from HTTP to the CSV reader, bounded |
 //! | [`lines`] | line ends made uniform, for the import's row numbers |
 
+mod deletions;
 mod engage;
 mod import;
 mod lines;
@@ -54,6 +56,11 @@ pub fn router() -> Router<AppState> {
         // mixpanel-node sends GET by default; mixpanel-js appends a slash.
         .route("/engage", get(engage::engage).post(engage::engage))
         .route("/engage/", get(engage::engage).post(engage::engage))
+        .route("/api/app/data-deletions/v3.0/", post(deletions::create))
+        .route(
+            "/api/app/data-deletions/v3.0/{task_id}",
+            get(deletions::status),
+        )
         .route(
             "/engage/import",
             // Raises the router's body limit for this route only (multipart uploads).
