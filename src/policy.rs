@@ -40,9 +40,10 @@ impl Policy {
         recipient: &str,
         tags: Option<&[String]>,
     ) -> Result<Verdict, StoreError> {
-        // The recipient's own entries and, if it was erased, its tombstones.
+        // The recipient's own entries and, if it was erased, its tombstones. Empty for most
+        // recipients, answered from memory: they end here.
         let addresses = self.store.suppression_addresses(recipient);
-        if addresses.is_empty() || self.store.is_allowlisted(recipient)? {
+        if addresses.is_empty() {
             return Ok(Verdict::Allow);
         }
         let transactional = !sender.is_empty()
@@ -60,11 +61,15 @@ impl Policy {
             scopes.push(Scope::Sender(sender.to_string()));
         }
         for scope in scopes {
-            let entries = addresses
-                .iter()
-                .map(|a| self.store.suppressions_of(&scope, a))
-                .collect::<Result<Vec<_>, _>>()?;
-            for (_, entry) in entries.into_iter().flatten() {
+            // The in-memory index rules out most (scope, address) pairs without reading sled:
+            // a suppressed recipient normally costs one scan, in the scope of its entry.
+            let mut entries = Vec::new();
+            for a in &addresses {
+                if self.store.may_be_suppressed_in(&scope, a) {
+                    entries.extend(self.store.suppressions_of(&scope, a)?);
+                }
+            }
+            for (_, entry) in entries {
                 if entry.is_expired(now) || (transactional && entry.reason == Reason::Unsub) {
                     continue;
                 }
@@ -73,6 +78,10 @@ impl Policy {
                     Some(tags) => entry.matches_tags(tags),
                 };
                 if applies {
+                    // Read only now: most checks find no applying entry and need no allowlist.
+                    if self.store.is_allowlisted(recipient)? {
+                        return Ok(Verdict::Allow);
+                    }
                     return Ok(Verdict::Suppressed {
                         scope,
                         reason: entry.reason,
@@ -146,6 +155,82 @@ mod tests {
             p.check("", "r3@x.io", None).unwrap(),
             Verdict::Suppressed { .. }
         ));
+    }
+
+    #[test]
+    fn every_scope_and_tombstone_counts_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let domain = Scope::Domain("b.io".into());
+        {
+            let store = Store::open(&path).unwrap();
+            // A global entry that does not apply at RCPT time, so the domain's must be read.
+            let mut tagged = Suppression::new(Reason::Unsub, 0);
+            tagged.tags = vec!["news".into()];
+            put(&store, Scope::Global, "r@x.io", tagged);
+            put(
+                &store,
+                domain.clone(),
+                "r@x.io",
+                Suppression::new(Reason::Unsub, 0),
+            );
+            put(
+                &store,
+                Scope::Sender("app@c.io".into()),
+                "r@x.io",
+                Suppression::new(Reason::Spam, 0),
+            );
+            // An erased person, suppressed through their tombstone only.
+            put(
+                &store,
+                domain.clone(),
+                "gone@x.io",
+                Suppression::new(Reason::Unsub, 0),
+            );
+            let erased = store
+                .erase(&["gone@x.io".to_string()].into(), &Default::default())
+                .unwrap();
+            assert_eq!(erased.suppressions, 1);
+        }
+        let store = Store::open(&path).unwrap();
+        let p = Policy::new(store, Config::default().suppression);
+        assert_eq!(
+            p.check("any@b.io", "r@x.io", None).unwrap(),
+            Verdict::Suppressed {
+                scope: domain.clone(),
+                reason: Reason::Unsub
+            }
+        );
+        assert_eq!(
+            p.check("app@c.io", "r@x.io", None).unwrap(),
+            Verdict::Suppressed {
+                scope: Scope::Sender("app@c.io".into()),
+                reason: Reason::Spam
+            }
+        );
+        assert!(matches!(
+            p.check("other@c.io", "r@x.io", Some(&["news".into()]))
+                .unwrap(),
+            Verdict::Suppressed {
+                scope: Scope::Global,
+                ..
+            }
+        ));
+        assert_eq!(
+            p.check("other@c.io", "r@x.io", None).unwrap(),
+            Verdict::Allow
+        );
+        assert_eq!(
+            p.check("any@b.io", "gone@x.io", None).unwrap(),
+            Verdict::Suppressed {
+                scope: domain,
+                reason: Reason::Unsub
+            }
+        );
+        assert_eq!(
+            p.check("any@c.io", "gone@x.io", None).unwrap(),
+            Verdict::Allow
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl Store {
         }
         let t = self.write();
         self.index()
-            .insert_many(changes.puts.iter().map(|(k, _)| k.address.as_str()));
+            .insert_many(changes.puts.iter().map(|(k, _)| k));
         let result = (&t.suppressions, &t.profiles, &t.profiles_by_address).transaction(
             |(suppressions, profiles, reverse)| {
                 for (key, entry) in &changes.puts {

@@ -57,11 +57,10 @@ impl Store {
                 SuppressionKey::new(key.scope, self.tombstone_of(&key.address), key.list);
             batch.remove(k);
             batch.insert(tombstone_key.bytes(), encode(&scrubbed(entry)));
-            tombstones.push(tombstone_key.address);
+            tombstones.push(tombstone_key);
             erased.suppressions += 1;
         }
-        self.index()
-            .insert_many(tombstones.iter().map(String::as_str));
+        self.index().insert_many(&tombstones);
         t.suppressions.apply_batch(batch)?;
 
         for address in addresses {

@@ -202,11 +202,11 @@ fn address_prefix(scope: &Scope, address: &str) -> Vec<u8> {
     k
 }
 
-/// The address in a full key (`<scope> 0x00 <address> 0x00 <list>`).
-pub(super) fn address_of_key(key: &[u8]) -> Option<&str> {
+/// The scope key and the address of a full key (`<scope> 0x00 <address> 0x00 <list>`), unparsed.
+pub(super) fn split_key(key: &[u8]) -> Option<(&[u8], &[u8])> {
     let nul = key.iter().position(|&b| b == 0)?;
-    let tail = key.get(nul + 1..key.len().checked_sub(2)?)?;
-    std::str::from_utf8(tail).ok()
+    let address = key.get(nul + 1..key.len().checked_sub(2)?)?;
+    Some((&key[..nul], address))
 }
 
 /// Splits the part of a key after the scope prefix into (address, list).
@@ -252,7 +252,7 @@ impl Store {
         entry: &Suppression,
     ) -> Result<(), StoreError> {
         let t = self.write();
-        self.index().insert(&key.address);
+        self.index().insert(key);
         t.suppressions.insert(key.bytes(), encode(entry))?;
         Ok(())
     }
@@ -267,8 +267,7 @@ impl Store {
             batch.insert(key.bytes(), encode(entry));
         }
         let t = self.write();
-        self.index()
-            .insert_many(items.iter().map(|(k, _)| k.address.as_str()));
+        self.index().insert_many(items.iter().map(|(k, _)| k));
         t.suppressions.apply_batch(batch)?;
         Ok(())
     }
@@ -300,8 +299,16 @@ impl Store {
         out
     }
 
-    /// Every list's entry for `address` in `scope`. This is the RCPT-time lookup: one short
-    /// prefix scan per scope.
+    /// Whether `scope` may have an entry for the stored `address` (one that
+    /// [`Store::suppression_addresses`] returned). False is certain and costs no disk access
+    /// (the in-memory index), so RCPT checks scan sled only in the scopes that may have an
+    /// entry for the recipient: normally one.
+    pub fn may_be_suppressed_in(&self, scope: &Scope, address: &str) -> bool {
+        self.index().may_contain_in(scope, address)
+    }
+
+    /// Every list's entry for `address` in `scope`: one short prefix scan. The RCPT-time lookup
+    /// calls it for the scopes [`Store::may_be_suppressed_in`] does not rule out.
     pub fn suppressions_of(
         &self,
         scope: &Scope,
@@ -556,38 +563,66 @@ mod tests {
         assert_eq!(s.suppression_count(), 1);
     }
 
-    impl Store {
-        fn may_be_suppressed(&self, address: &str) -> bool {
-            !self.suppression_addresses(address).is_empty()
-        }
-    }
-
     #[test]
-    fn index_knows_every_written_address_also_after_reopening() {
+    fn index_knows_every_written_scope_and_address_also_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
+        let d = Scope::Domain("d.io".into());
+        let sender = Scope::Sender("news@d.io".into());
+        // (scope, address) pairs written below; one address in two scopes.
+        let written = [
+            (Scope::Global, "a@x"),
+            (d.clone(), "a@x"),
+            (d.clone(), "b@x"),
+            (sender.clone(), "c@x"),
+        ];
+        let check = |s: &Store| {
+            for (scope, a) in &written {
+                assert!(s.may_be_suppressed_in(scope, a), "{scope} {a}");
+            }
+            for (scope, a) in [
+                (Scope::Global, "b@x"),
+                (sender.clone(), "a@x"),
+                (d.clone(), "c@x"),
+                (Scope::Global, "z@x"),
+            ] {
+                assert!(!s.may_be_suppressed_in(&scope, a), "{scope} {a}");
+            }
+        };
         {
             let s = Store::open(&path).unwrap();
-            assert!(!s.may_be_suppressed("a@x"));
+            assert!(!s.may_be_suppressed_in(&Scope::Global, "a@x"));
             s.suppression_put(
                 &SuppressionKey::new(Scope::Global, "a@x", List::Unsubscribes),
                 &Suppression::new(Reason::Unsub, 1),
             )
             .unwrap();
-            s.suppression_put_many(&[(
-                SuppressionKey::new(Scope::Domain("d".into()), "b@x", List::Bounces),
-                Suppression::new(Reason::HardBounce, 1),
-            )])
+            s.suppression_put_many(&[
+                (
+                    SuppressionKey::new(d.clone(), "a@x", List::Bounces),
+                    Suppression::new(Reason::HardBounce, 1),
+                ),
+                (
+                    SuppressionKey::new(d.clone(), "b@x", List::Complaints),
+                    Suppression::new(Reason::Spam, 1),
+                ),
+            ])
             .unwrap();
-            assert!(s.may_be_suppressed("a@x") && s.may_be_suppressed("b@x"));
-            assert!(!s.may_be_suppressed("c@x"));
+            s.apply(&crate::store::Changes {
+                puts: vec![(
+                    SuppressionKey::new(sender.clone(), "c@x", List::Unsubscribes),
+                    Suppression::new(Reason::Unsub, 1),
+                )],
+                profiles: vec![("id".into(), Some("c@x".into()))],
+                ..Default::default()
+            })
+            .unwrap();
+            check(&s);
         }
-        let s = Store::open(&path).unwrap();
-        assert!(s.may_be_suppressed("a@x") && s.may_be_suppressed("b@x"));
-        assert!(!s.may_be_suppressed("c@x"));
+        check(&Store::open(&path).unwrap());
         assert_eq!(
-            address_of_key(&SuppressionKey::new(Scope::Global, "q@x", List::Bounces).bytes()),
-            Some("q@x")
+            split_key(&SuppressionKey::new(Scope::Global, "q@x", List::Bounces).bytes()),
+            Some((&b"global"[..], &b"q@x"[..]))
         );
     }
 
