@@ -36,6 +36,11 @@
 #   RELAY_BIN=      use this binary, build nothing
 #   EXTRA_LISTS=    experiments: "domain=file ..." more lists loaded into scope domain:<domain>
 #   RELAY_ENV=      extra VAR=value words for quell's environment only (e.g. MALLOC_ARENA_MAX=2)
+#   KEEP_LOG=      1: keep quell's log (stderr, incl. an allocator's exit-time stats) as
+#                   quell.log in RESULTS, copied after quell has stopped, without the INFO
+#                   lines of each session, delivery and API batch
+#   SMAPS=         seconds: also sample /proc/<quell>/smaps_rollup at this interval into
+#                   quell-smaps.tsv (Rss, Anonymous, Private_Dirty, Swap; kB)
 #   TIMEOUT=300     per load run (load.sh), e.g. 90 when quell is expected to stall
 #   QUIET_WAIT=60   longest wait for an idle machine before each load run (loadgen.py
 #                   --quiet-wait; its default 180 s makes a busy box's suite very long)
@@ -61,6 +66,8 @@ QUIET_WAIT=${QUIET_WAIT:-60}
 RELAY_BIN=${RELAY_BIN:-}
 RELAY_LOG=${RELAY_LOG:-info}
 RELAY_ENV=${RELAY_ENV:-}
+KEEP_LOG=${KEEP_LOG:-}
+SMAPS=${SMAPS:-}
 EXTRA_LISTS=${EXTRA_LISTS:-}
 RESULTS=${RESULTS:-$ROOT/bench/results/e2e-$(date +%Y%m%d-%H%M%S)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -79,7 +86,7 @@ listening 2525 && die "127.0.0.1:2525 is taken (the Postfix instance of another 
 
 mkdir -p "$RESULTS"
 WORK=$(mktemp -d /tmp/quell-e2e.XXXXXX)
-QPID= SAMPLER= RB=
+QPID= SAMPLER= SMAPS_SAMPLER= RB=
 cleanup() {
     local rc=$?
     if [[ -n $RB ]] && kill -0 "$RB" 2>/dev/null; then
@@ -92,12 +99,16 @@ cleanup() {
         "$HARNESS/sink.sh" stop >&2 || true
     fi
     if [[ -n $SAMPLER ]] && kill -0 "$SAMPLER" 2>/dev/null; then kill "$SAMPLER" 2>/dev/null || true; fi
+    if [[ -n $SMAPS_SAMPLER ]] && kill -0 "$SMAPS_SAMPLER" 2>/dev/null; then kill "$SMAPS_SAMPLER" 2>/dev/null || true; fi
     if [[ -n $QPID ]] && [[ -d /proc/$QPID ]] && [[ $(readlink "/proc/$QPID/exe") == "$WORK/quell" ]]; then
         log "stopping quell (pid $QPID)"
         kill -TERM "$QPID" 2>/dev/null || true
         for _ in $(seq 1 400); do [[ -d /proc/$QPID ]] || break; sleep 0.1; done
         [[ -d /proc/$QPID ]] && { log "quell $QPID still alive after 40 s; SIGKILL"; kill -KILL "$QPID" 2>/dev/null || true; }
         wait "$QPID" 2>/dev/null || true
+    fi
+    if [[ -n $KEEP_LOG && -f $WORK/quell.log ]]; then  # less the per-session/message/batch INFO lines
+        grep -Ev ' INFO (smtp\{|delivery\{|quell::http::mailgun::add: suppressions)' "$WORK/quell.log" >"$RESULTS/quell.log" || true
     fi
     rm -rf "$WORK"
     exit "$rc"
@@ -158,13 +169,23 @@ done
 curl -fs "$BASE/readyz" >/dev/null || die "quell not ready; see $WORK/quell.log"
 log "quell pid $QPID: smtp 127.0.0.1:$SMTP_PORT, http $BASE, store $WORK/data, upstream.connections=$UPSTREAM_CONNECTIONS"
 
-# RSS sampler: epoch seconds, VmRSS KiB and thread count of the quell pid, once a second.
+# RSS sampler: epoch seconds, VmRSS KiB, thread count, RssAnon KiB and RssFile KiB of the
+# quell pid, once a second.
 ( while [[ -r /proc/$QPID/status ]]; do
-      st=$(awk '/^VmRSS/{r=$2} /^Threads/{t=$2} END{print r, t}' "/proc/$QPID/status" 2>/dev/null) || break
+      st=$(awk '/^VmRSS/{r=$2} /^Threads/{t=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2} END{print r, t, a, f}' "/proc/$QPID/status" 2>/dev/null) || break
       echo "$(date +%s.%N) $st"
       sleep 1
   done ) >"$RESULTS/quell-rss.tsv" 2>/dev/null &
 SAMPLER=$!
+if [[ -n $SMAPS ]]; then
+    ( while [[ -r /proc/$QPID/smaps_rollup ]]; do
+          st=$(awk '/^(Rss|Anonymous|Private_Dirty|Swap):/{v[$1]=$2} END{print v["Rss:"], v["Anonymous:"], v["Private_Dirty:"], v["Swap:"]}' \
+               "/proc/$QPID/smaps_rollup" 2>/dev/null) || break
+          echo "$(date +%s.%N) $st"
+          sleep "$SMAPS"
+      done ) >"$RESULTS/quell-smaps.tsv" 2>/dev/null &
+    SMAPS_SAMPLER=$!
+fi
 
 # ---- 4. load the list through the HTTP API
 log "loading $LIST into scope domain:$SUPPRESS_DOMAIN (batches of 1000)"
@@ -212,6 +233,7 @@ set -e
 curl -fs "$BASE/metrics" >"$RESULTS/quell-metrics-after.txt" || log "no metrics after the run"
 du -sk "$WORK/data" | awk '{print "store_kib", $1}' >"$RESULTS/quell-store-size.txt"
 kill "$SAMPLER" 2>/dev/null || true; SAMPLER=
+[[ -n $SMAPS_SAMPLER ]] && { kill "$SMAPS_SAMPLER" 2>/dev/null || true; SMAPS_SAMPLER=; }
 {
     echo "log lines: $(wc -l <"$WORK/quell.log")  bytes: $(stat -c %s "$WORK/quell.log")"
     echo "WARN lines: $(grep -c ' WARN ' "$WORK/quell.log" || true)  ERROR lines: $(grep -c ' ERROR ' "$WORK/quell.log" || true)"
@@ -219,5 +241,6 @@ kill "$SAMPLER" 2>/dev/null || true; SAMPLER=
     echo "--- last lines"; tail -5 "$WORK/quell.log"
 } >"$RESULTS/quell-log-summary.txt"
 python3 "$ROOT/bench/e2e_report.py" "$RESULTS" | tee "$RESULTS/report.md"
+python3 "$ROOT/bench/rss_summary.py" "$RESULTS" | tee -a "$RESULTS/report.md"
 log "results in $RESULTS"
 exit "$hrc"
