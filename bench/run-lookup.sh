@@ -3,14 +3,20 @@
 # `cargo bench --bench lookup`) and notes what else used the CPU during the run: the machine
 # has 2 cores shared with other engineers' builds. Waits (up to QUIET_WAIT=300 s) for an idle
 # machine first. Output also goes to bench/results/lookup-<timestamp>.txt.
-# Environment: QUELL_BENCH_N, QUELL_BENCH_LOOKUPS, QUELL_BENCH_WARMUP (see benches/lookup.rs).
+# Environment: QUELL_BENCH_N, QUELL_BENCH_LOOKUPS, QUELL_BENCH_WARMUP (see benches/lookup.rs);
+# LOOKUP_BIN=<path> runs that already built bench binary instead of building the working tree
+# (to interleave before/after runs on the busy machine), LABEL=<text> says what it is built from.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/results/lookup-$(date +%Y%m%d-%H%M%S).txt}
 QUIET_WAIT=${QUIET_WAIT:-300}
 mkdir -p "$(dirname "$OUT")"
 cd "$ROOT"
-exe=$(cargo bench --bench lookup --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+if [[ -n ${LOOKUP_BIN:-} ]]; then
+    exe=$(realpath "$LOOKUP_BIN")
+else
+    exe=$(cargo bench --bench lookup --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+fi
 [[ -x $exe ]] || { echo "run-lookup.sh: build failed" >&2; exit 1; }
 cpu() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; t=b+$5+$6; print b, t}' /proc/stat; }
 busy() { # busy cores over 1 s
@@ -20,7 +26,11 @@ busy() { # busy cores over 1 s
 waited=0
 while (( $(echo "$(busy) > 0.25" | bc) )) && (( waited < QUIET_WAIT )); do sleep 4; waited=$((waited + 5)); done
 {
-    echo "date: $(date -Is)  commit: $(git rev-parse --short HEAD)$(git diff --quiet -- src || echo ' (src modified)')"
+    if [[ -n ${LOOKUP_BIN:-} ]]; then
+        echo "date: $(date -Is)  build: ${LABEL:-prebuilt binary, source not recorded}"
+    else
+        echo "date: $(date -Is)  commit: $(git rev-parse --short HEAD)$(git diff --quiet -- src || echo ' (src modified)')${LABEL:+  ($LABEL)}"
+    fi
     echo "nproc: $(nproc)  waited for idle: ${waited}s  loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "command: cargo bench --bench lookup  (binary: ${exe#"$ROOT"/})"
 } | tee "$OUT"

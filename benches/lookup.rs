@@ -13,6 +13,10 @@
 //! (0b0c730) it is answered without sled; before, it paid for every probe (allowlist,
 //! `global`, `domain:`, `sender:`).
 //!
+//! With `QUELL_BENCH_READS_PER_LOOKUP=1` it also reads `/proc/self/io` around every timed hit
+//! (outside the timed region) and prints the hits' percentiles by how many read syscalls each
+//! made: whether the slow ones are those that read sled pages back from the file.
+//!
 //! Run: `cargo bench --bench lookup` (release profile). Figures depend on the machine and on
 //! what else runs on it; the store is bigger than sled's 64 MiB cache, so some lookups read
 //! pages back from the OS page cache, as in production.
@@ -133,6 +137,7 @@ fn main() {
     let n = env_usize("QUELL_BENCH_N", 1_000_000);
     let lookups = env_usize("QUELL_BENCH_LOOKUPS", 200_000);
     let warmup = env_usize("QUELL_BENCH_WARMUP", 50_000);
+    let reads_per_lookup = env_usize("QUELL_BENCH_READS_PER_LOOKUP", 0) == 1;
 
     let dir = tempfile::Builder::new()
         .prefix("quell-lookup-bench")
@@ -207,6 +212,14 @@ fn main() {
 
     let mut hits = Vec::with_capacity(lookups);
     let mut misses = Vec::with_capacity(lookups);
+    // Hits by read syscalls made during the lookup (0, 1, 2, 3 or more).
+    let mut hits_by_reads: [Vec<Duration>; 4] = Default::default();
+    // Read syscalls and bytes that reading /proc/self/io itself counts.
+    let io_overhead = {
+        let r0 = io_reads();
+        let r1 = io_reads();
+        (r1.0 - r0.0, r1.1 - r0.1)
+    };
     let io0 = io_reads();
     let t2 = Instant::now();
     for _ in 0..lookups {
@@ -217,9 +230,14 @@ fn main() {
             } else {
                 miss(&mut rng)
             };
+            let before = (reads_per_lookup && is_hit).then(io_reads);
             let t = Instant::now();
             let v = policy.check(&s, &r, None).expect("check");
             let d = t.elapsed();
+            if let Some((r0, _)) = before {
+                let reads = (io_reads().0 - r0).saturating_sub(io_overhead.0);
+                hits_by_reads[(reads as usize).min(3)].push(d);
+            }
             match (is_hit, &v) {
                 (true, Verdict::Suppressed { .. }) => hits.push(d),
                 (false, Verdict::Allow) => misses.push(d),
@@ -228,7 +246,12 @@ fn main() {
         }
     }
     let wall = t2.elapsed();
-    let io1 = io_reads();
+    let mut io1 = io_reads();
+    if reads_per_lookup {
+        // Not sled's: the two reads of /proc/self/io around every hit.
+        io1.0 -= 2 * io_overhead.0 * hits.len() as u64;
+        io1.1 -= 2 * io_overhead.1 * hits.len() as u64;
+    }
     let mut all = hits.clone();
     all.extend_from_slice(&misses);
 
@@ -256,6 +279,23 @@ fn main() {
     sorted.sort_unstable();
     let p99 = percentile(&sorted, 99.0);
     report("all", sorted);
+    if reads_per_lookup {
+        println!();
+        println!("(/proc/self/io read before and after every hit, outside the timed region)");
+        println!();
+        println!("| hits by read syscalls | n | mean µs | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (reads, samples) in hits_by_reads.into_iter().enumerate() {
+            if !samples.is_empty() {
+                let name = if reads == 3 {
+                    "3 or more".to_string()
+                } else {
+                    reads.to_string()
+                };
+                report(&name, samples);
+            }
+        }
+    }
     println!();
     println!(
         "target p99 < 20 µs: {} (p99 of all = {} µs)",
