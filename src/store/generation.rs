@@ -241,6 +241,29 @@ mod tests {
         assert_eq!(store.meta_get("m").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_write_waiting_for_a_vacuum_does_not_stall_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        // What a vacuum holds while it copies.
+        let vacuum = store.shared.gate.write().unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { store.meta_put("k", b"v").unwrap() })
+        };
+        // The writer has the only worker; another task must still run. Waited for on this
+        // thread (not a worker), so a stalled runtime fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        tokio::spawn(async move { tx.send(7).unwrap() });
+        let ran = rx.recv_timeout(std::time::Duration::from_secs(10));
+        let writer_waited = !writer.is_finished();
+        drop(vacuum);
+        writer.await.unwrap();
+        assert_eq!(ran, Ok(7), "the runtime stalled behind the waiting write");
+        assert!(writer_waited);
+        assert_eq!(store.meta_get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+
     #[test]
     fn open_deletes_a_half_copied_generation() {
         let dir = tempfile::tempdir().unwrap();

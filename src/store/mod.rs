@@ -48,7 +48,7 @@ mod suppressions;
 mod tombstones;
 
 use std::path::Path;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 
 use arc_swap::{ArcSwap, Guard};
 
@@ -128,7 +128,7 @@ struct Shared {
     gate: RwLock<()>,
     /// The store directory and its generation layout.
     layout: generation::Layout,
-    /// Addresses with suppression entries, in memory (see [`index`]).
+    /// Which scopes have suppression entries for which addresses, in memory (see [`index`]).
     index: index::AddressIndex,
     /// The key of the tombstone hash (see [`tombstones`]).
     tombstones: tombstones::TombstoneKey,
@@ -184,8 +184,25 @@ impl Store {
     }
 
     /// The current generation, for writing (waits while a vacuum runs).
+    ///
+    /// Writes are called from async code; a write that has to wait for a vacuum tells tokio
+    /// first (`block_in_place`), so the worker's other tasks — RCPT checks, reads — move to
+    /// another thread instead of waiting with it.
     fn write(&self) -> WriteTrees<'_> {
-        let gate = self.shared.gate.read().unwrap_or_else(|e| e.into_inner());
+        let gate = &self.shared.gate;
+        let gate = match gate.try_read() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let wait = || gate.read().unwrap_or_else(|e| e.into_inner());
+                match tokio::runtime::Handle::try_current() {
+                    Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                        tokio::task::block_in_place(wait)
+                    }
+                    _ => wait(),
+                }
+            }
+        };
         WriteTrees {
             _gate: gate,
             trees: self.shared.trees.load(),
