@@ -55,9 +55,11 @@ impl App {
     /// Opens the store at `storage.path` and builds the shared state.
     pub fn open(config: Config) -> Result<App, AppError> {
         let path = config.storage.path.clone();
-        let store = Store::open(&path).map_err(|source| AppError::Store {
-            path: path.display().to_string(),
-            source,
+        let store = Store::open_with(&path, config.storage.cache_size).map_err(|source| {
+            AppError::Store {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
         let (scheduler, jobs) = Scheduler::channel();
         Ok(App {

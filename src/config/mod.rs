@@ -147,6 +147,8 @@ pub struct HttpConfig {
 pub struct StorageConfig {
     pub path: PathBuf,
     pub message_retention: Duration,
+    /// Bytes of sled's page cache (`storage.cache_size`).
+    pub cache_size: u64,
 }
 
 /// Log line format.
@@ -417,7 +419,14 @@ impl TryFrom<RawConfig> for Config {
         if st.path.trim().is_empty() {
             return Err(ConfigError::new("storage.path", "must not be empty"));
         }
+        if st.cache_size < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "storage.cache_size",
+                "must be at least 1048576 bytes (1 MiB)",
+            ));
+        }
         let storage = StorageConfig {
+            cache_size: st.cache_size,
             path: st.path.into(),
             message_retention: duration("storage.message_retention", &st.message_retention)?,
         };

@@ -232,6 +232,8 @@ impl Default for RawHttp {
 pub struct RawStorage {
     pub path: String,
     pub message_retention: String,
+    /// Bytes of sled's page cache.
+    pub cache_size: u64,
 }
 
 impl Default for RawStorage {
@@ -239,6 +241,7 @@ impl Default for RawStorage {
         RawStorage {
             path: "data".into(),
             message_retention: "30d".into(),
+            cache_size: crate::store::DEFAULT_CACHE_SIZE,
         }
     }
 }

@@ -36,20 +36,23 @@ const COPY_BATCH: usize = 10_000;
 #[derive(Debug)]
 pub(super) struct Layout {
     root: PathBuf,
-}
-
-fn sled_config(path: &Path) -> sled::Config {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(64 * 1024 * 1024)
-        .flush_every_ms(Some(500))
+    /// Bytes of sled page cache for each generation opened.
+    cache_size: u64,
 }
 
 impl Layout {
-    pub fn new(root: &Path) -> Layout {
+    pub fn new(root: &Path, cache_size: u64) -> Layout {
         Layout {
             root: root.to_path_buf(),
+            cache_size,
         }
+    }
+
+    fn sled_config(&self, path: &Path) -> sled::Config {
+        sled::Config::new()
+            .path(path)
+            .cache_capacity(self.cache_size)
+            .flush_every_ms(Some(500))
     }
 
     /// The generation `CURRENT` names (0, the directory itself, without it).
@@ -80,7 +83,7 @@ impl Layout {
     /// Opens the current generation, deleting leftovers of earlier ones.
     pub fn open_current(&self) -> Result<sled::Db, StoreError> {
         let current = self.current()?;
-        let db = sled_config(&self.dir(current)).open()?;
+        let db = self.sled_config(&self.dir(current)).open()?;
         self.remove_all_but(current)?;
         Ok(db)
     }
@@ -172,7 +175,7 @@ impl Store {
         if dir.exists() {
             fs::remove_dir_all(&dir)?;
         }
-        let db = sled_config(&dir).open()?;
+        let db = layout.sled_config(&dir).open()?;
         let copied = copy_trees(&old, &db)?;
         db.flush()?;
         layout.set_current(next)?;

@@ -52,6 +52,7 @@ fn unknown_keys_and_bad_values_name_the_key() {
         ),
         ("[http]\napi_keys = [\"short\"]\n", "http.api_keys"),
         ("[storage]\npaht = \"x\"\n", "paht"),
+        ("[storage]\ncache_size = 4096\n", "storage.cache_size"),
         (
             "[smtp]\nrelay_networks = [\"everyone\"]\n",
             "smtp.relay_networks",
