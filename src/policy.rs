@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::address::domain_of;
 use crate::config::SuppressionConfig;
 use crate::id::now_secs;
-use crate::store::{Reason, Scope, Store, StoreError};
+use crate::store::{Reason, Scope, ScopeRef, Store, StoreError};
 
 /// The outcome for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,62 +34,78 @@ impl Policy {
 
     /// The verdict for normalised `sender` (empty for `<>`) and `recipient`. `tags` is `None` at
     /// RCPT time, when only entries for all mail apply, and the message's tags after DATA.
+    ///
+    /// Answered from the in-memory index (one probe per scope that applies to the sender, no
+    /// allocation for a recipient without entries); sled is read only for what the index
+    /// cannot decide (an expiry that has come, tag-scoped entries after DATA) and for the
+    /// allowlist once an entry applies.
     pub fn check(
         &self,
         sender: &str,
         recipient: &str,
         tags: Option<&[String]>,
     ) -> Result<Verdict, StoreError> {
-        // The recipient's own entries and, if it was erased, its tombstones. Empty for most
-        // recipients, answered from memory: they end here.
-        let addresses = self.store.suppression_addresses(recipient);
-        if addresses.is_empty() {
-            return Ok(Verdict::Allow);
-        }
-        let transactional = !sender.is_empty()
-            && self
-                .config
-                .transactional_senders
-                .iter()
-                .any(|s| s == sender);
+        // The recipient's own entries and, if it was erased, its tombstones.
+        let tombstone = self.store.tombstone_if_any(recipient);
+        let addresses = [Some(recipient), tombstone.as_deref()];
+        let scopes = [
+            Some(ScopeRef::Global),
+            domain_of(sender).map(ScopeRef::Domain),
+            (!sender.is_empty()).then_some(ScopeRef::Sender(sender)),
+        ];
+        let mut transactional = None;
         let now = now_secs();
-        let mut scopes = vec![Scope::Global];
-        if !sender.is_empty() {
-            if let Some(domain) = domain_of(sender) {
-                scopes.push(Scope::Domain(domain.to_string()));
-            }
-            scopes.push(Scope::Sender(sender.to_string()));
-        }
-        for scope in scopes {
-            // The in-memory index rules out most (scope, address) pairs without reading sled:
-            // a suppressed recipient normally costs one scan, in the scope of its entry.
-            let mut entries = Vec::new();
-            for a in &addresses {
-                if self.store.may_be_suppressed_in(&scope, a) {
-                    entries.extend(self.store.suppressions_of(&scope, a)?);
-                }
-            }
-            for (_, entry) in entries {
-                if entry.is_expired(now) || (transactional && entry.reason == Reason::Unsub) {
+        for scope in scopes.into_iter().flatten() {
+            for address in addresses.into_iter().flatten() {
+                let Some(summary) = self.store.suppression_summary(scope, address) else {
                     continue;
-                }
-                let applies = match tags {
-                    None => entry.is_all_tags(),
-                    Some(tags) => entry.matches_tags(tags),
                 };
-                if applies {
+                let transactional = *transactional.get_or_insert_with(|| {
+                    !sender.is_empty()
+                        && self
+                            .config
+                            .transactional_senders
+                            .iter()
+                            .any(|s| s == sender)
+                });
+                let applies = |reason: Reason| !(transactional && reason == Reason::Unsub);
+                let reason = if summary.needs_tree(now, tags.is_some()) {
+                    self.applying_in_tree(scope, address, tags, now, applies)?
+                } else {
+                    summary.all_mail_reasons().find(|r| applies(*r))
+                };
+                if let Some(reason) = reason {
                     // Read only now: most checks find no applying entry and need no allowlist.
                     if self.store.is_allowlisted(recipient)? {
                         return Ok(Verdict::Allow);
                     }
                     return Ok(Verdict::Suppressed {
-                        scope,
-                        reason: entry.reason,
+                        scope: scope.to_scope(),
+                        reason,
                     });
                 }
             }
         }
         Ok(Verdict::Allow)
+    }
+
+    /// The reason of the first entry in the tree for `address` in `scope` that applies.
+    fn applying_in_tree(
+        &self,
+        scope: ScopeRef<'_>,
+        address: &str,
+        tags: Option<&[String]>,
+        now: i64,
+        applies: impl Fn(Reason) -> bool,
+    ) -> Result<Option<Reason>, StoreError> {
+        let entries = self.store.suppressions_of(&scope.to_scope(), address)?;
+        Ok(entries.into_iter().find_map(|(_, entry)| {
+            let matches = match tags {
+                None => entry.is_all_tags(),
+                Some(tags) => entry.matches_tags(tags),
+            };
+            (matches && !entry.is_expired(now) && applies(entry.reason)).then_some(entry.reason)
+        }))
     }
 }
 
@@ -286,5 +302,152 @@ mod tests {
             )
             .unwrap();
         assert_eq!(p.check("s@a.io", "b@x.io", None).unwrap(), Verdict::Allow);
+    }
+
+    /// The decision as the tree alone gives it: every scope scanned, nothing from memory.
+    fn reference(
+        store: &Store,
+        transactional: &[&str],
+        sender: &str,
+        recipient: &str,
+        tags: Option<&[String]>,
+    ) -> Verdict {
+        let tx = transactional.contains(&sender);
+        let mut scopes = vec![Scope::Global];
+        if let Some(d) = domain_of(sender) {
+            scopes.push(Scope::Domain(d.into()));
+        }
+        if !sender.is_empty() {
+            scopes.push(Scope::Sender(sender.into()));
+        }
+        let now = now_secs();
+        for scope in scopes {
+            for address in [recipient.to_string(), store.tombstone_of(recipient)] {
+                for (_, e) in store.suppressions_of(&scope, &address).unwrap() {
+                    let matches = match tags {
+                        None => e.is_all_tags(),
+                        Some(t) => e.matches_tags(t),
+                    };
+                    if matches && !e.is_expired(now) && !(tx && e.reason == Reason::Unsub) {
+                        if store.is_allowlisted(recipient).unwrap() {
+                            return Verdict::Allow;
+                        }
+                        return Verdict::Suppressed {
+                            scope,
+                            reason: e.reason,
+                        };
+                    }
+                }
+            }
+        }
+        Verdict::Allow
+    }
+
+    #[test]
+    fn the_index_decides_as_the_tree_does_after_any_sequence_of_writes() {
+        use crate::store::{Changes, List};
+        use rand::{Rng, SeedableRng};
+        use std::collections::HashSet;
+
+        let transactional = ["tx@a.io"];
+        let (dir, mut store, mut p) = setup(&transactional);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20261127);
+        let addresses = ["a@x.io", "b@x.io", "c@x.io"];
+        let scopes = [
+            Scope::Global,
+            Scope::Domain("a.io".into()),
+            Scope::Domain("b.io".into()),
+            Scope::Sender("s@a.io".into()),
+            Scope::Sender("tx@a.io".into()),
+        ];
+        let lists = [List::Unsubscribes, List::Bounces, List::Complaints];
+        let reasons = [
+            Reason::Unsub,
+            Reason::HardBounce,
+            Reason::SoftBounce,
+            Reason::Spam,
+            Reason::Custom,
+        ];
+        let senders = ["s@a.io", "tx@a.io", "o@b.io", ""];
+        let tag_sets: [Option<Vec<String>>; 3] =
+            [None, Some(vec!["news".into()]), Some(vec!["other".into()])];
+        for step in 0..1500 {
+            let mut key = || {
+                SuppressionKey::new(
+                    scopes[rng.random_range(0..scopes.len())].clone(),
+                    addresses[rng.random_range(0..addresses.len())],
+                    lists[rng.random_range(0..lists.len())],
+                )
+            };
+            let k1 = key();
+            let k2 = key();
+            let mut entry = Suppression::new(reasons[rng.random_range(0..reasons.len())], 1);
+            if rng.random_bool(0.3) {
+                entry.tags = vec!["news".into()];
+            }
+            entry.expires_at = match rng.random_range(0..4) {
+                0 => Some(now_secs() - 1000),
+                1 => Some(now_secs() + 1000),
+                _ => None,
+            };
+            match rng.random_range(0..10) {
+                0..=2 => store.suppression_put(&k1, &entry).unwrap(),
+                3 => store
+                    .suppression_put_many(&[(k1, entry.clone()), (k2, entry)])
+                    .unwrap(),
+                4 => {
+                    store.suppression_remove(&k1).unwrap();
+                }
+                5 => {
+                    store.suppression_clear(&k1.scope, k1.list).unwrap();
+                }
+                6 => {
+                    let changes = Changes {
+                        puts: vec![(k1, entry)],
+                        removes_if_unsub: vec![k2],
+                        profiles: Vec::new(),
+                    };
+                    store.apply(&changes).unwrap();
+                }
+                7 if step % 10 == 0 => {
+                    let erased: HashSet<String> = [k1.address].into();
+                    store.erase(&erased, &HashSet::new()).unwrap();
+                }
+                8 => {
+                    if rng.random_bool(0.5) {
+                        let allow = AllowEntry {
+                            detail: String::new(),
+                            created_at: 0,
+                        };
+                        store.allowlist_put(&k1.address, &allow).unwrap();
+                    } else {
+                        store.allowlist_remove(&k1.address).unwrap();
+                    }
+                }
+                9 if step % 50 == 0 => {
+                    // Reopen: the index is rebuilt from the tree.
+                    drop(p);
+                    drop(store);
+                    store = Store::open(&dir.path().join("db")).unwrap();
+                    let mut cfg = Config::default().suppression;
+                    cfg.transactional_senders =
+                        transactional.iter().map(|s| s.to_string()).collect();
+                    p = Policy::new(store.clone(), cfg);
+                }
+                _ => {}
+            }
+            for sender in senders {
+                for rcpt in addresses {
+                    for tags in &tag_sets {
+                        let tags = tags.as_deref();
+                        assert_eq!(
+                            p.check(sender, rcpt, tags).unwrap(),
+                            reference(&store, &transactional, sender, rcpt, tags),
+                            "step {step}: {sender} -> {rcpt} tags {tags:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -27,14 +27,14 @@ impl Store {
             return Ok(0);
         }
         let t = self.write();
-        self.index()
-            .insert_many(changes.puts.iter().map(|(k, _)| k));
+        let mut index = self.index().writer();
         let result = (&t.suppressions, &t.profiles, &t.profiles_by_address).transaction(
             |(suppressions, profiles, reverse)| {
                 for (key, entry) in &changes.puts {
                     suppressions.insert(key.bytes(), encode(entry))?;
                 }
-                let mut removed = 0;
+                // Built anew by each attempt: sled may run the closure more than once.
+                let mut removed = Vec::new();
                 for key in &changes.removes_if_unsub {
                     let k = key.bytes();
                     if let Some(v) = suppressions.get(&k)? {
@@ -42,7 +42,7 @@ impl Store {
                             .map_err(ConflictableTransactionError::Abort)?;
                         if entry.reason == Reason::Unsub {
                             suppressions.remove(k)?;
-                            removed += 1;
+                            removed.push(key);
                         }
                     }
                 }
@@ -52,10 +52,17 @@ impl Store {
                 Ok(removed)
             },
         );
-        result.map_err(|e| match e {
+        let removed = result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StoreError::Sled(e),
-        })
+        })?;
+        for (key, entry) in &changes.puts {
+            index.put(key, entry);
+        }
+        for key in &removed {
+            index.remove(key);
+        }
+        Ok(removed.len())
     }
 }
 

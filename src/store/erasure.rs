@@ -45,6 +45,7 @@ impl Store {
 
         // Tombstone and removal in one batch: the person is suppressed at every moment.
         let mut batch = sled::Batch::default();
+        let mut removed = Vec::new();
         let mut tombstones = Vec::new();
         for item in t.suppressions.iter() {
             let (k, v) = item?;
@@ -54,14 +55,23 @@ impl Store {
             }
             let entry: Suppression = decode("suppressions", &v)?;
             let tombstone_key =
-                SuppressionKey::new(key.scope, self.tombstone_of(&key.address), key.list);
+                SuppressionKey::new(key.scope.clone(), self.tombstone_of(&key.address), key.list);
+            let tombstone = scrubbed(entry);
             batch.remove(k);
-            batch.insert(tombstone_key.bytes(), encode(&scrubbed(entry)));
-            tombstones.push(tombstone_key);
+            batch.insert(tombstone_key.bytes(), encode(&tombstone));
+            tombstones.push((tombstone_key, tombstone));
+            removed.push(key);
             erased.suppressions += 1;
         }
-        self.index().insert_many(&tombstones);
+        let mut index = self.index().writer();
         t.suppressions.apply_batch(batch)?;
+        for key in &removed {
+            index.remove(key);
+        }
+        for (key, entry) in &tombstones {
+            index.put(key, entry);
+        }
+        drop(index);
 
         for address in addresses {
             if t.allowlist.remove(address.as_bytes())?.is_some() {

@@ -1,110 +1,214 @@
-//! An in-memory index of which scopes have suppression entries for which addresses, so the
-//! RCPT-time check reads sled only where an entry may be: not at all for most recipients (they
-//! have no entry), and for a suppressed one normally only the one scope that holds its entry,
-//! instead of one prefix scan for every scope that applies to the sender.
+//! The RCPT-time view of the `suppressions` tree, in memory: for every (scope, address) pair
+//! with entries, what those entries say about mail *without tags* — which lists hold one, its
+//! reason, whether it covers all mail — and the earliest expiry of any of them. The RCPT check
+//! reads no sled at all: a recipient without entries costs one probe per scope that applies to
+//! the sender, a suppressed one the same, whatever the size of the tree or of sled's cache.
 //!
-//! Per address (a 32-bit hash of it) it keeps a 32-bit filter of its scopes: bit 0 for `global`,
-//! two bits picked by a hash of the scope key for a `domain:` or `sender:` scope. A recipient
-//! whose hash is absent has no entry (one probe, as cheap as a set of addresses); for one that
-//! is present, a scope whose bits are not all set has no entry for it.
+//! Only what memory cannot answer goes to sled: a pair with an entry whose expiry has come
+//! (the tree has the truth; expiries only ever lower the bound kept here), and, after DATA,
+//! a pair with an entry for some tags only (tag matching needs the tags).
 //!
-//! It is conservative: it must never answer "no" where an entry exists. Every insertion adds
-//! its bits, removals leave them, hash collisions merge filters, and it is rebuilt from the keys
-//! at every start; a wrong "maybe" only costs the sled scan the index would have saved (about
-//! 1 in 4,000 absent addresses at 1,000,000 present ones, and then only if the filter matches
-//! too). One 8-byte entry per address in a hash table that doubles as it grows: 9 to 18 bytes an
-//! address, 18 MiB at 1,000,000.
+//! It is exact, not a cache: it is built from the tree at every start, and every write to the
+//! tree records its effect here under the same lock (see [`IndexWriter`]), so that readers
+//! never see the tree and the index disagree. Keys are 64-bit SipHash values of the pair under
+//! a random per-process key: a wrong match needs a 64-bit collision (about 1 in 2⁴⁴ lookups at
+//! 1,000,000 pairs), and cannot be aimed at. One 16-byte entry per pair in a table that doubles
+//! as it grows: 17 to 34 bytes a pair, about 36 MiB at 1,000,000.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockWriteGuard};
 
-use super::suppressions::split_key;
-use super::{Scope, SuppressionKey};
+use super::{decode, List, Reason, Scope, StoreError, Suppression, SuppressionKey};
 
-/// Address hash → scope filter bits.
-#[derive(Debug, Default)]
-pub(super) struct AddressIndex {
-    scopes: RwLock<HashMap<u32, u32>>,
-    /// Whether any tombstone (`#…`) was ever inserted: until then RCPT checks skip hashing.
+/// A scope, borrowed: what the RCPT check looks up without building a [`Scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeRef<'a> {
+    Global,
+    Domain(&'a str),
+    Sender(&'a str),
+}
+
+impl<'a> ScopeRef<'a> {
+    pub fn to_scope(self) -> Scope {
+        match self {
+            ScopeRef::Global => Scope::Global,
+            ScopeRef::Domain(d) => Scope::Domain(d.to_string()),
+            ScopeRef::Sender(a) => Scope::Sender(a.to_string()),
+        }
+    }
+
+    /// The scope key ([`Scope::key`]) as (kind, value): hashed as two writes everywhere.
+    fn parts(self) -> (&'static [u8], &'a [u8]) {
+        match self {
+            ScopeRef::Global => (b"global", b""),
+            ScopeRef::Domain(d) => (b"domain:", d.as_bytes()),
+            ScopeRef::Sender(a) => (b"sender:", a.as_bytes()),
+        }
+    }
+}
+
+impl<'a> From<&'a Scope> for ScopeRef<'a> {
+    fn from(scope: &'a Scope) -> ScopeRef<'a> {
+        match scope {
+            Scope::Global => ScopeRef::Global,
+            Scope::Domain(d) => ScopeRef::Domain(d),
+            Scope::Sender(a) => ScopeRef::Sender(a),
+        }
+    }
+}
+
+/// The lists in the order the tree holds them (by list code), which is the order the RCPT
+/// check reports the first that applies.
+const LISTS: [List; 3] = [List::Bounces, List::Complaints, List::Unsubscribes];
+const REASONS: [Reason; 5] = [
+    Reason::Unsub,
+    Reason::HardBounce,
+    Reason::SoftBounce,
+    Reason::Spam,
+    Reason::Custom,
+];
+
+fn slot_of(list: List) -> usize {
+    LISTS.iter().position(|l| *l == list).expect("every list")
+}
+
+/// What the entries of one (scope, address) pair say, packed: per list 5 bits (present, all
+/// mail, reason), and in the high 32 bits the earliest expiry of any entry ever recorded for
+/// the pair (Unix seconds; 0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary(u64);
+
+const PRESENT: u64 = 1;
+const ALL_MAIL: u64 = 2;
+
+impl Summary {
+    fn slot(self, i: usize) -> u64 {
+        (self.0 >> (5 * i)) & 0x1F
+    }
+
+    fn set(&mut self, list: List, entry: &Suppression) {
+        let i = slot_of(list);
+        let reason = REASONS.iter().position(|r| *r == entry.reason).unwrap_or(0) as u64;
+        let bits = PRESENT | if entry.is_all_tags() { ALL_MAIL } else { 0 } | (reason << 2);
+        self.0 = (self.0 & !(0x1F << (5 * i))) | (bits << (5 * i));
+        if let Some(at) = entry.expires_at {
+            let at = at.clamp(1, u32::MAX as i64) as u64;
+            let current = self.0 >> 32;
+            if current == 0 || at < current {
+                self.0 = (self.0 & 0xFFFF_FFFF) | (at << 32);
+            }
+        }
+    }
+
+    fn clear(&mut self, list: List) {
+        self.0 &= !(0x1F << (5 * slot_of(list)));
+    }
+
+    fn is_empty(self) -> bool {
+        (0..3).all(|i| self.slot(i) & PRESENT == 0)
+    }
+
+    /// Whether memory cannot decide at `now`: an expiry has come, or (`tagged`, after DATA) an
+    /// entry is for some tags only.
+    pub fn needs_tree(self, now: i64, tagged: bool) -> bool {
+        let expiry = (self.0 >> 32) as i64;
+        (expiry != 0 && now >= expiry)
+            || (tagged
+                && (0..3).any(|i| {
+                    let s = self.slot(i);
+                    s & PRESENT != 0 && s & ALL_MAIL == 0
+                }))
+    }
+
+    /// The reasons of the entries for all mail, in list order.
+    pub fn all_mail_reasons(self) -> impl Iterator<Item = Reason> {
+        (0..3).filter_map(move |i| {
+            let s = self.slot(i);
+            (s & PRESENT != 0 && s & ALL_MAIL != 0).then(|| REASONS[(s >> 2) as usize & 7])
+        })
+    }
+}
+
+/// The table's keys are hashes already.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Table = HashMap<u64, Summary, BuildHasherDefault<PassThrough>>;
+
+/// The index (see the module docs).
+#[derive(Debug)]
+pub(super) struct SuppressionIndex {
+    pairs: RwLock<Table>,
+    keys: RandomState,
+    /// Whether any tombstone (`#…`) was ever recorded: until then RCPT checks skip hashing.
     tombstones: AtomicBool,
 }
 
-/// SipHash with fixed keys (the same at every start) of `bytes`, in one `write`: `Hasher` does
-/// not promise that split writes hash alike.
-fn sip(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write(bytes);
-    h.finish()
-}
-
-fn address_hash(address: &[u8]) -> u32 {
-    let h = sip(address);
-    (h ^ (h >> 32)) as u32
-}
-
-/// The filter bits of the scope whose key ([`Scope::key`]) is `scope_key`.
-fn scope_bits(scope_key: &[u8]) -> u32 {
-    if scope_key == b"global" {
-        return 1;
+impl std::fmt::Debug for PassThrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PassThrough")
     }
-    let h = sip(scope_key);
-    (1 << (1 + h % 31)) | (1 << (1 + (h >> 32) % 31))
 }
 
-impl AddressIndex {
-    /// The index of every `(scope, address)` pair in the `suppressions` tree.
-    pub fn build(suppressions: &sled::Tree) -> Result<AddressIndex, super::StoreError> {
-        let index = AddressIndex::default();
+impl SuppressionIndex {
+    fn empty() -> SuppressionIndex {
+        SuppressionIndex {
+            pairs: RwLock::new(Table::default()),
+            keys: RandomState::new(),
+            tombstones: AtomicBool::new(false),
+        }
+    }
+
+    /// The index of every entry in the `suppressions` tree.
+    pub fn build(suppressions: &sled::Tree) -> Result<SuppressionIndex, StoreError> {
+        let index = SuppressionIndex::empty();
         {
-            let mut map = index.scopes.write().unwrap_or_else(|e| e.into_inner());
-            for key in suppressions.iter().keys() {
-                let key = key?;
-                if let Some((scope, address)) = split_key(&key) {
-                    if address.first() == Some(&b'#') {
-                        index.tombstones.store(true, Ordering::Relaxed);
-                    }
-                    *map.entry(address_hash(address)).or_default() |= scope_bits(scope);
+            let mut writer = index.writer();
+            for item in suppressions.iter() {
+                let (k, v) = item?;
+                if let Some(key) = super::suppressions::parse_key(&k) {
+                    let entry: Suppression = decode("suppressions", &v)?;
+                    writer.put(&key, &entry);
                 }
             }
         }
         Ok(index)
     }
 
-    /// Records that `key`'s scope has (or may have) an entry for its address.
-    pub fn insert(&self, key: &SuppressionKey) {
-        self.insert_many([key]);
+    fn hash(&self, scope: ScopeRef<'_>, address: &str) -> u64 {
+        let (kind, value) = scope.parts();
+        let mut h = self.keys.build_hasher();
+        h.write(kind);
+        h.write(value);
+        h.write(&[0]);
+        h.write(address.as_bytes());
+        h.finish()
     }
 
-    /// Records many keys under one lock.
-    pub fn insert_many<'a>(&self, keys: impl IntoIterator<Item = &'a SuppressionKey>) {
-        let items: Vec<(u32, u32)> = keys
-            .into_iter()
-            .map(|k| {
-                if super::is_tombstone(&k.address) {
-                    self.tombstones.store(true, Ordering::Relaxed);
-                }
-                (
-                    address_hash(k.address.as_bytes()),
-                    scope_bits(k.scope.key().as_bytes()),
-                )
-            })
-            .collect();
-        {
-            // Most insertions replace an entry or add one more list: nothing new to record.
-            let map = self.scopes.read().unwrap_or_else(|e| e.into_inner());
-            if items
-                .iter()
-                .all(|(a, s)| map.get(a).is_some_and(|bits| bits & s == *s))
-            {
-                return;
-            }
-        }
-        let mut map = self.scopes.write().unwrap_or_else(|e| e.into_inner());
-        for (a, s) in items {
-            *map.entry(a).or_default() |= s;
-        }
+    /// What the entries of `address` (stored form) in `scope` say; `None`: it has none.
+    pub fn summary(&self, scope: ScopeRef<'_>, address: &str) -> Option<Summary> {
+        let h = self.hash(scope, address);
+        self.pairs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&h)
+            .copied()
     }
 
     /// Whether the store may hold tombstones.
@@ -112,64 +216,97 @@ impl AddressIndex {
         self.tombstones.load(Ordering::Relaxed)
     }
 
-    /// False only if no scope has an entry for `address`. No allocation: this is the whole
-    /// RCPT-time cost for most recipients.
-    pub fn may_contain(&self, address: &str) -> bool {
-        let h = address_hash(address.as_bytes());
-        self.read().contains_key(&h)
+    /// The index held for recording writes. Hold it across the tree write it records, so that
+    /// no reader sees one without the other.
+    pub fn writer(&self) -> IndexWriter<'_> {
+        IndexWriter {
+            index: self,
+            pairs: self.pairs.write().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+/// The index, locked for recording writes (see [`SuppressionIndex::writer`]).
+pub(super) struct IndexWriter<'a> {
+    index: &'a SuppressionIndex,
+    pairs: RwLockWriteGuard<'a, Table>,
+}
+
+impl IndexWriter<'_> {
+    /// Records that `key` now holds `entry`.
+    pub fn put(&mut self, key: &SuppressionKey, entry: &Suppression) {
+        if super::is_tombstone(&key.address) {
+            self.index.tombstones.store(true, Ordering::Relaxed);
+        }
+        let h = self.index.hash(ScopeRef::from(&key.scope), &key.address);
+        self.pairs.entry(h).or_default().set(key.list, entry);
     }
 
-    /// False only if `scope` has no entry for `address`.
-    pub fn may_contain_in(&self, scope: &Scope, address: &str) -> bool {
-        let s = scope_bits(scope.key().as_bytes());
-        let h = address_hash(address.as_bytes());
-        self.read().get(&h).is_some_and(|bits| bits & s == s)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u32, u32>> {
-        self.scopes.read().unwrap_or_else(|e| e.into_inner())
+    /// Records that `key` holds nothing now.
+    pub fn remove(&mut self, key: &SuppressionKey) {
+        let h = self.index.hash(ScopeRef::from(&key.scope), &key.address);
+        if let Some(summary) = self.pairs.get_mut(&h) {
+            summary.clear(key.list);
+            if summary.is_empty() {
+                self.pairs.remove(&h);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::List;
 
-    fn key(scope: Scope, address: &str) -> SuppressionKey {
-        SuppressionKey::new(scope, address, List::Unsubscribes)
+    fn key(scope: Scope, address: &str, list: List) -> SuppressionKey {
+        SuppressionKey::new(scope, address, list)
     }
 
     #[test]
-    fn answers_no_only_for_unknown_pairs() {
-        let i = AddressIndex::default();
+    fn records_lists_reasons_tags_and_expiry() {
+        let i = SuppressionIndex::empty();
         let d = Scope::Domain("d.io".into());
-        assert!(!i.may_contain("a@x") && !i.may_contain_in(&Scope::Global, "a@x"));
-        i.insert(&key(Scope::Global, "a@x"));
-        i.insert_many([
-            &key(d.clone(), "b@x"),
-            &key(Scope::Sender("S@d.io".into()), "c@x"),
-        ]);
-        assert!(i.may_contain("a@x") && i.may_contain("b@x") && i.may_contain("c@x"));
-        assert!(i.may_contain_in(&Scope::Global, "a@x") && i.may_contain_in(&d, "b@x"));
-        assert!(i.may_contain_in(&Scope::Sender("s@d.io".into()), "c@x"));
-        assert!(!i.may_contain("d@x") && !i.may_contain_in(&Scope::Global, "d@x"));
-        assert!(
-            !i.may_contain_in(&Scope::Global, "b@x"),
-            "global has its own bit"
-        );
-        assert!(!i.may_contain_in(&Scope::Global, "c@x"));
-        assert!(!i.has_tombstones());
-        i.insert(&key(d, "#00"));
-        assert!(i.has_tombstones());
-    }
-
-    #[test]
-    fn scope_bits_are_one_for_global_and_two_others_for_any_other_scope() {
-        assert_eq!(scope_bits(b"global"), 1);
-        for n in 0..1000 {
-            let bits = scope_bits(Scope::Domain(format!("d{n}.io")).key().as_bytes());
-            assert!(bits & 1 == 0 && (1..=2).contains(&bits.count_ones()));
+        assert_eq!(i.summary(ScopeRef::Global, "a@x"), None);
+        let mut unsub = Suppression::new(Reason::Unsub, 0);
+        unsub.expires_at = Some(100);
+        let mut tagged = Suppression::new(Reason::Custom, 0);
+        tagged.tags = vec!["news".into()];
+        {
+            let mut w = i.writer();
+            w.put(&key(d.clone(), "a@x", List::Unsubscribes), &unsub);
+            w.put(
+                &key(d.clone(), "a@x", List::Bounces),
+                &Suppression::new(Reason::HardBounce, 0),
+            );
+            w.put(&key(Scope::Global, "t@x", List::Complaints), &tagged);
         }
+        let s = i.summary(ScopeRef::Domain("d.io"), "a@x").unwrap();
+        assert_eq!(
+            s.all_mail_reasons().collect::<Vec<_>>(),
+            [Reason::HardBounce, Reason::Unsub]
+        );
+        assert!(!s.needs_tree(99, true) && s.needs_tree(100, false));
+        assert_eq!(i.summary(ScopeRef::Global, "a@x"), None);
+        assert_eq!(i.summary(ScopeRef::Domain("e.io"), "a@x"), None);
+        assert_eq!(i.summary(ScopeRef::Sender("d.io"), "a@x"), None);
+
+        let t = i.summary(ScopeRef::Global, "t@x").unwrap();
+        assert_eq!(t.all_mail_reasons().count(), 0);
+        assert!(!t.needs_tree(0, false) && t.needs_tree(0, true));
+
+        let mut w = i.writer();
+        w.remove(&key(d.clone(), "a@x", List::Bounces));
+        drop(w);
+        let s = i.summary(ScopeRef::Domain("d.io"), "a@x").unwrap();
+        assert_eq!(s.all_mail_reasons().collect::<Vec<_>>(), [Reason::Unsub]);
+        let mut w = i.writer();
+        w.remove(&key(d, "a@x", List::Unsubscribes));
+        w.remove(&key(Scope::Global, "nothing@x", List::Unsubscribes));
+        drop(w);
+        assert_eq!(i.summary(ScopeRef::Domain("d.io"), "a@x"), None);
+        assert!(!i.has_tombstones());
+        i.writer()
+            .put(&key(Scope::Global, "#00", List::Bounces), &unsub);
+        assert!(i.has_tombstones());
     }
 }

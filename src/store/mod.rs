@@ -56,6 +56,7 @@ pub use allowlist::AllowEntry;
 pub use changes::Changes;
 pub use deletions::{Compliance, DeletionTask, TaskStatus};
 pub use erasure::Erased;
+pub use index::{ScopeRef, Summary};
 pub use messages::{MessageRecord, MessageWatch, Status};
 pub use queue::{QueuedMessage, QueuedRecipient};
 pub use suppressions::{List, Page, Reason, Scope, Suppression, SuppressionKey};
@@ -132,8 +133,8 @@ struct Shared {
     gate: RwLock<()>,
     /// The store directory and its generation layout.
     layout: generation::Layout,
-    /// Which scopes have suppression entries for which addresses, in memory (see [`index`]).
-    index: index::AddressIndex,
+    /// What the suppression entries say at RCPT time, in memory (see [`index`]).
+    index: index::SuppressionIndex,
     /// The key of the tombstone hash (see [`tombstones`]).
     tombstones: tombstones::TombstoneKey,
 }
@@ -174,7 +175,7 @@ impl Store {
     pub fn open_with(path: &Path, cache_size: u64) -> Result<Store, StoreError> {
         let layout = generation::Layout::new(path, cache_size);
         let trees = Trees::open(layout.open_current()?)?;
-        let index = index::AddressIndex::build(&trees.suppressions)?;
+        let index = index::SuppressionIndex::build(&trees.suppressions)?;
         let tombstones = tombstones::TombstoneKey::load_or_create(&trees.meta)?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -218,7 +219,7 @@ impl Store {
         }
     }
 
-    fn index(&self) -> &index::AddressIndex {
+    fn index(&self) -> &index::SuppressionIndex {
         &self.shared.index
     }
 

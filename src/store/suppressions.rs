@@ -5,6 +5,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+use super::index::{ScopeRef, Summary};
 use super::{decode, encode, Store, StoreError};
 
 /// Whose mail an entry applies to.
@@ -202,13 +203,6 @@ fn address_prefix(scope: &Scope, address: &str) -> Vec<u8> {
     k
 }
 
-/// The scope key and the address of a full key (`<scope> 0x00 <address> 0x00 <list>`), unparsed.
-pub(super) fn split_key(key: &[u8]) -> Option<(&[u8], &[u8])> {
-    let nul = key.iter().position(|&b| b == 0)?;
-    let address = key.get(nul + 1..key.len().checked_sub(2)?)?;
-    Some((&key[..nul], address))
-}
-
 /// Splits the part of a key after the scope prefix into (address, list).
 fn split_tail(tail: &[u8]) -> Option<(String, List)> {
     let (&code, rest) = tail.split_last()?;
@@ -252,8 +246,9 @@ impl Store {
         entry: &Suppression,
     ) -> Result<(), StoreError> {
         let t = self.write();
-        self.index().insert(key);
+        let mut index = self.index().writer();
         t.suppressions.insert(key.bytes(), encode(entry))?;
+        index.put(key, entry);
         Ok(())
     }
 
@@ -267,8 +262,11 @@ impl Store {
             batch.insert(key.bytes(), encode(entry));
         }
         let t = self.write();
-        self.index().insert_many(items.iter().map(|(k, _)| k));
+        let mut index = self.index().writer();
         t.suppressions.apply_batch(batch)?;
+        for (key, entry) in items {
+            index.put(key, entry);
+        }
         Ok(())
     }
 
@@ -281,34 +279,22 @@ impl Store {
             .transpose()
     }
 
-    /// The stored addresses under which `address` may have entries: itself and, once any
-    /// address was erased, its tombstone. Empty is certain and costs no disk access (the
-    /// in-memory index), so RCPT checks for most recipients end here.
-    pub fn suppression_addresses(&self, address: &str) -> Vec<String> {
-        let index = self.index();
-        let mut out = Vec::new();
-        if index.may_contain(address) {
-            out.push(address.to_string());
-        }
-        if index.has_tombstones() {
-            let tombstone = self.tombstone_of(address);
-            if index.may_contain(&tombstone) {
-                out.push(tombstone);
-            }
-        }
-        out
+    /// The tombstone address (`#…`) under which entries of an erased `address` are, once
+    /// the store has any tombstones (until then, `None` without hashing).
+    pub fn tombstone_if_any(&self, address: &str) -> Option<String> {
+        self.index()
+            .has_tombstones()
+            .then(|| self.tombstone_of(address))
     }
 
-    /// Whether `scope` may have an entry for the stored `address` (one that
-    /// [`Store::suppression_addresses`] returned). False is certain and costs no disk access
-    /// (the in-memory index), so RCPT checks scan sled only in the scopes that may have an
-    /// entry for the recipient: normally one.
-    pub fn may_be_suppressed_in(&self, scope: &Scope, address: &str) -> bool {
-        self.index().may_contain_in(scope, address)
+    /// What the entries of the stored `address` in `scope` say at RCPT time, from memory (see
+    /// [`index`](super::index)); `None`: it has none. No disk access and no allocation.
+    pub fn suppression_summary(&self, scope: ScopeRef<'_>, address: &str) -> Option<Summary> {
+        self.index().summary(scope, address)
     }
 
-    /// Every list's entry for `address` in `scope`: one short prefix scan. The RCPT-time lookup
-    /// calls it for the scopes [`Store::may_be_suppressed_in`] does not rule out.
+    /// Every list's entry for `address` in `scope`: one short prefix scan, for what the
+    /// [`Summary`] cannot decide.
     pub fn suppressions_of(
         &self,
         scope: &Scope,
@@ -327,24 +313,34 @@ impl Store {
 
     /// Removes one entry; whether it existed.
     pub fn suppression_remove(&self, key: &SuppressionKey) -> Result<bool, StoreError> {
-        Ok(self.write().suppressions.remove(key.bytes())?.is_some())
+        let t = self.write();
+        let mut index = self.index().writer();
+        let existed = t.suppressions.remove(key.bytes())?.is_some();
+        index.remove(key);
+        Ok(existed)
     }
 
     /// Removes every entry of `list` in `scope`; how many.
     pub fn suppression_clear(&self, scope: &Scope, list: List) -> Result<usize, StoreError> {
         let prefix = scope_prefix(scope);
         let t = self.write();
+        let mut index = self.index().writer();
         let mut batch = sled::Batch::default();
-        let mut n = 0;
+        let mut removed = Vec::new();
         for item in t.suppressions.scan_prefix(&prefix) {
             let (k, _) = item?;
-            if split_tail(&k[prefix.len()..]).is_some_and(|(_, l)| l == list) {
-                batch.remove(k);
-                n += 1;
+            if let Some((address, l)) = split_tail(&k[prefix.len()..]) {
+                if l == list {
+                    batch.remove(k);
+                    removed.push(SuppressionKey::new(scope.clone(), address, list));
+                }
             }
         }
         t.suppressions.apply_batch(batch)?;
-        Ok(n)
+        for key in &removed {
+            index.remove(key);
+        }
+        Ok(removed.len())
     }
 
     /// Up to `limit` entries of `list` in `scope`, in address order, whose address starts with
@@ -563,6 +559,12 @@ mod tests {
         assert_eq!(s.suppression_count(), 1);
     }
 
+    impl Store {
+        fn may_be_suppressed_in(&self, scope: &Scope, address: &str) -> bool {
+            self.suppression_summary(scope.into(), address).is_some()
+        }
+    }
+
     #[test]
     fn index_knows_every_written_scope_and_address_also_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -620,10 +622,6 @@ mod tests {
             check(&s);
         }
         check(&Store::open(&path).unwrap());
-        assert_eq!(
-            split_key(&SuppressionKey::new(Scope::Global, "q@x", List::Bounces).bytes()),
-            Some((&b"global"[..], &b"q@x"[..]))
-        );
     }
 
     #[test]
