@@ -17,9 +17,12 @@
 //! (outside the timed region) and prints the hits' percentiles by how many read syscalls each
 //! made: whether the slow ones are those that read sled pages back from the file.
 //!
+//! `QUELL_BENCH_CACHE_SIZE` (bytes, default `quell::store::DEFAULT_CACHE_SIZE`, 64 MiB) is sled's
+//! page cache, opened through `Store::open_with` as quell does with `storage.cache_size`.
+//!
 //! Run: `cargo bench --bench lookup` (release profile). Figures depend on the machine and on
-//! what else runs on it; the store is bigger than sled's 64 MiB cache, so some lookups read
-//! pages back from the OS page cache, as in production.
+//! what else runs on it; at 1M entries the store is bigger than the default 64 MiB cache, so
+//! some lookups read pages back from the OS page cache, as in production.
 
 use std::time::{Duration, Instant};
 
@@ -138,12 +141,16 @@ fn main() {
     let lookups = env_usize("QUELL_BENCH_LOOKUPS", 200_000);
     let warmup = env_usize("QUELL_BENCH_WARMUP", 50_000);
     let reads_per_lookup = env_usize("QUELL_BENCH_READS_PER_LOOKUP", 0) == 1;
+    let cache_size = std::env::var("QUELL_BENCH_CACHE_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(quell::store::DEFAULT_CACHE_SIZE);
 
     let dir = tempfile::Builder::new()
         .prefix("quell-lookup-bench")
         .tempdir()
         .expect("tempdir");
-    let store = Store::open(&dir.path().join("db")).expect("open store");
+    let store = Store::open_with(&dir.path().join("db"), cache_size).expect("open store");
     let policy = Policy::new(store.clone(), Config::default().suppression);
 
     // ---- fill
@@ -175,6 +182,10 @@ fn main() {
     println!();
     println!(
         "entries: {n} (45 % domain:, 45 % global, 10 % sender:), batches of {BATCH} via Store::suppression_put_many"
+    );
+    println!(
+        "sled cache (Store::open_with, QUELL_BENCH_CACHE_SIZE): {cache_size} bytes ({:.0} MiB)",
+        cache_size as f64 / 1048576.0
     );
     println!(
         "insert: {:.2} s ({:.0} entries/s), then flush: {:.2} s; on disk: {:.0} MiB; RSS after fill: {} MiB",
@@ -262,7 +273,7 @@ fn main() {
         wall.as_secs_f64(),
         rss_kib().map(|k| (k / 1024).to_string()).unwrap_or_else(|| "?".into()),
     );
-    // A lookup whose tree node is not in sled's page cache (64 MiB) reads it back from the
+    // A lookup whose tree node is not in sled's page cache (cache_size) reads it back from the
     // log file (pread, OS page cache) and deserialises it.
     println!(
         "read syscalls during the timed lookups: {} ({:.2} per 100 lookups), {:.0} MiB read",
