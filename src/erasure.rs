@@ -113,10 +113,12 @@ impl Erasure {
         let store = self.store.clone();
         let vacuum = tokio::task::spawn_blocking(move || store.vacuum()).await;
         let outcome = match vacuum {
-            Ok(Ok(copied)) => {
+            Ok(Ok(v)) => {
                 tracing::info!(
                     tasks = erased.len(),
-                    entries = copied,
+                    entries = v.copied,
+                    changes_meanwhile = v.replayed,
+                    writes_held_ms = v.writes_held.as_millis() as u64,
                     "erasure: store vacuumed"
                 );
                 Ok(())

@@ -6,6 +6,12 @@
 //! must not leave the address behind, so [`Store::vacuum`] copies the live data of every tree
 //! into a new sled database and deletes the old one.
 //!
+//! The copy runs while quell goes on writing: a [`Journal`] per tree records every change from
+//! the start of the copy (sled tells subscribers of every insert and removal, those in batches
+//! and transactions too). A long journal is replayed onto the copy while writes still go on,
+//! into the next journal; only the last, short one is replayed with writes held back, and the
+//! store switches over.
+//!
 //! # Layout of the store directory
 //!
 //! - A store that was never vacuumed is a sled database in the directory itself (`conf`, `db`,
@@ -18,6 +24,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::{Store, StoreError, Trees, TREE_NAMES};
@@ -134,6 +141,116 @@ impl Layout {
     }
 }
 
+/// The start of the keys a vacuum writes to the old generation's trees to end their journals
+/// (one per round); never a real key (keys are UTF-8 text, which never holds 0xFF), and never
+/// copied.
+const JOURNAL_END: &[u8] = b"\xff\xffquell:vacuum:end:";
+
+/// A journal with this many changes or fewer is replayed with writes held back; a longer one
+/// is replayed while writes go on, into a new journal (at most [`CATCH_UP_ROUNDS`] times).
+/// (Low in tests, so that they go through the catch-up rounds.)
+const CATCH_UP_BELOW: usize = if cfg!(test) { 100 } else { 5_000 };
+const CATCH_UP_ROUNDS: u32 = 3;
+
+/// Every change to one tree from [`Journal::start`] on, in order.
+struct Journal {
+    name: &'static str,
+    tree: sled::Tree,
+    end: Vec<u8>,
+    recorded: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<Vec<sled::Event>>,
+}
+
+impl Journal {
+    /// Starts recording `tree`'s changes (on a thread, so writers never wait for a full
+    /// subscriber queue). The thread reads with the blocking iterator: sled 0.34's
+    /// `next_timeout` stops for good at the first write that turned out a no-op.
+    fn start(name: &'static str, tree: sled::Tree, round: u32) -> Journal {
+        let mut end = JOURNAL_END.to_vec();
+        end.extend_from_slice(round.to_string().as_bytes());
+        let subscriber = tree.watch_prefix(Vec::new());
+        let recorded = Arc::new(AtomicUsize::new(0));
+        let (mark, count) = (end.clone(), recorded.clone());
+        let thread = std::thread::spawn(move || {
+            let mut events = Vec::new();
+            for event in subscriber {
+                if event.key() == mark.as_slice() {
+                    break;
+                }
+                if !event.key().starts_with(JOURNAL_END) {
+                    events.push(event);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            events
+        });
+        Journal {
+            name,
+            tree,
+            end,
+            recorded,
+            thread,
+        }
+    }
+
+    /// The changes recorded. With writes held back, none is missing; otherwise those made
+    /// after its end mark are in the journal started before it (see [`Store::vacuum`]).
+    fn finish(self) -> Result<(&'static str, Vec<sled::Event>), StoreError> {
+        self.tree.insert(self.end.as_slice(), &[])?;
+        let events = self.thread.join().expect("journal thread");
+        self.tree.remove(self.end.as_slice())?;
+        Ok((self.name, events))
+    }
+}
+
+/// A journal for every tree of `trees`.
+fn start_journals(trees: &Trees, round: u32) -> Result<Vec<Journal>, StoreError> {
+    TREE_NAMES
+        .iter()
+        .map(|name| Ok(Journal::start(name, trees.db.open_tree(name)?, round)))
+        .collect()
+}
+
+/// Finishes `journals` and replays them onto `db`; how many changes.
+fn replay_journals(journals: Vec<Journal>, db: &sled::Db) -> Result<u64, StoreError> {
+    let mut replayed = 0;
+    for journal in journals {
+        let (name, events) = journal.finish()?;
+        replayed += events.len() as u64;
+        replay(&db.open_tree(name)?, events)?;
+    }
+    Ok(replayed)
+}
+
+/// Replays `events` onto `tree`, in order (a batch keeps the last write of each key).
+fn replay(tree: &sled::Tree, events: Vec<sled::Event>) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    for event in events {
+        if event.key().starts_with(JOURNAL_END) {
+            continue;
+        }
+        match event {
+            sled::Event::Insert { key, value } => batch.insert(key, value),
+            sled::Event::Remove { key } => batch.remove(key),
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
+/// What a vacuum did.
+#[derive(Debug, Clone, Copy)]
+pub struct Vacuumed {
+    /// Entries copied while writes went on.
+    pub copied: u64,
+    /// Changes made meanwhile, replayed with writes held back.
+    pub replayed: u64,
+    /// Journals replayed while writes went on.
+    pub catch_up_rounds: u32,
+    /// How long writes were held back.
+    pub writes_held: std::time::Duration,
+}
+
 /// Copies every tree of `from` into `to`, in batches.
 fn copy_trees(from: &Trees, to: &sled::Db) -> Result<u64, StoreError> {
     let mut copied = 0;
@@ -160,29 +277,63 @@ fn copy_trees(from: &Trees, to: &sled::Db) -> Result<u64, StoreError> {
 
 impl Store {
     /// Copies the live data into a new generation and deletes the old one, so nothing removed
-    /// before the call remains in the store's files; returns how many entries it copied.
+    /// before the call remains in the store's files.
     ///
-    /// Blocking, and it holds back every write (not reads) while it copies: call it on a
-    /// blocking thread. Followers of the old generation ([`Store::watch_message`]) see no
-    /// further changes; they re-read after their timeout.
-    pub fn vacuum(&self) -> Result<u64, StoreError> {
+    /// Blocking: call it on a blocking thread. Writes go on while it copies and are held back
+    /// (reads are not) only while it replays what changed meanwhile and switches over. Followers
+    /// of the old generation ([`Store::watch_message`]) see no further changes; they re-read
+    /// after their timeout. One vacuum at a time.
+    pub fn vacuum(&self) -> Result<Vacuumed, StoreError> {
         let layout = &self.shared.layout;
-        let _exclusive = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let old = self.shared.trees.load_full();
-        old.db.flush()?;
         let next = layout.current()? + 1;
         let dir = layout.dir(next);
         if dir.exists() {
             fs::remove_dir_all(&dir)?;
         }
         let db = layout.sled_config(&dir).open()?;
-        let copied = copy_trees(&old, &db)?;
+        let mut journals = start_journals(&old, 0)?;
+        let copied = match copy_trees(&old, &db) {
+            Ok(n) => n,
+            Err(e) => {
+                for journal in journals {
+                    let _ = journal.finish();
+                }
+                return Err(e);
+            }
+        };
+        // Catch up while writes go on: a journal started before the previous one ends holds
+        // every change after it, so replaying them in order gives the latest value of each key.
+        let mut replayed = 0;
+        let mut round = 0;
+        while round < CATCH_UP_ROUNDS
+            && journals
+                .iter()
+                .map(|j| j.recorded.load(Ordering::Relaxed))
+                .sum::<usize>()
+                > CATCH_UP_BELOW
+        {
+            round += 1;
+            let next_journals = start_journals(&old, round)?;
+            replayed += replay_journals(std::mem::replace(&mut journals, next_journals), &db)?;
+        }
+
+        let exclusive = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
+        let held = std::time::Instant::now();
+        replayed += replay_journals(journals, &db)?;
         db.flush()?;
         layout.set_current(next)?;
         self.shared.trees.store(Arc::new(Trees::open(db)?));
+        drop(exclusive);
+        let writes_held = held.elapsed();
         drop(old);
         layout.remove_all_but(next)?;
-        Ok(copied)
+        Ok(Vacuumed {
+            copied,
+            replayed,
+            catch_up_rounds: round,
+            writes_held,
+        })
     }
 }
 
@@ -227,7 +378,7 @@ mod tests {
         store.flush().await.unwrap();
         assert!(files_contain(&root, b"gone-7f3a@x.io"), "sled keeps it");
 
-        assert!(store.vacuum().unwrap() >= 2);
+        assert!(store.vacuum().unwrap().copied >= 2);
         assert!(!files_contain(&root, b"gone-7f3a@x.io"));
         assert!(root.join("gen-1").is_dir() && !root.join("conf").exists());
         assert!(store.suppression_get(&key("kept@x.io")).unwrap().is_some());
@@ -265,6 +416,80 @@ mod tests {
         assert_eq!(ran, Ok(7), "the runtime stalled behind the waiting write");
         assert!(writer_waited);
         assert_eq!(store.meta_get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn writes_made_while_a_vacuum_copies_are_kept() {
+        use crate::store::Changes;
+        use std::collections::HashMap;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("db");
+        let store = Store::open(&root).unwrap();
+        let key =
+            |n: usize| SuppressionKey::new(Scope::Global, format!("{n}@x.io"), List::Unsubscribes);
+        let entry = Suppression::new(Reason::Unsub, 1);
+        let items: Vec<_> = (0..30_000).map(|n| (key(n), entry.clone())).collect();
+        for chunk in items.chunks(1000) {
+            store.suppression_put_many(chunk).unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        // Single-threaded, so the last write to each key is the one that must survive; puts,
+        // removals, transactions and another tree, before, during and after the copy.
+        let writer = {
+            let (store, stop, entry) = (store.clone(), stop.clone(), entry.clone());
+            std::thread::spawn(move || {
+                let mut expected: HashMap<usize, bool> = HashMap::new();
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = (i * 7919) % 40_000;
+                    match i % 4 {
+                        0 => {
+                            store.suppression_put(&key(n), &entry).unwrap();
+                            expected.insert(n, true);
+                        }
+                        1 => {
+                            store.suppression_remove(&key(n)).unwrap();
+                            expected.insert(n, false);
+                        }
+                        2 => {
+                            let changes = Changes {
+                                puts: vec![(key(n + 1), entry.clone())],
+                                removes_if_unsub: vec![key(n)],
+                                profiles: vec![("p".into(), Some(format!("{n}@x.io")))],
+                            };
+                            store.apply(&changes).unwrap();
+                            expected.insert(n, false);
+                            expected.insert(n + 1, true);
+                        }
+                        _ => store.meta_put("last", n.to_string().as_bytes()).unwrap(),
+                    }
+                    i += 1;
+                }
+                (expected, (i - 1) / 4 * 4 + 3)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let vacuumed = store.vacuum().unwrap();
+        let replayed = vacuumed.replayed;
+        assert!(vacuumed.catch_up_rounds > 0, "{vacuumed:?}");
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        let (expected, _) = writer.join().unwrap();
+        assert!(replayed > 0, "no write happened during the copy");
+        let check = |store: &Store| {
+            for (n, present) in &expected {
+                let got = store.suppression_get(&key(*n)).unwrap().is_some();
+                assert_eq!(got, *present, "entry {n}");
+            }
+        };
+        check(&store);
+        drop(store);
+        let store = Store::open(&root).unwrap();
+        assert!(root.join("gen-1").is_dir());
+        check(&store);
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub use allowlist::AllowEntry;
 pub use changes::Changes;
 pub use deletions::{Compliance, DeletionTask, TaskStatus};
 pub use erasure::Erased;
+pub use generation::Vacuumed;
 pub use index::{ScopeRef, Summary};
 pub use messages::{MessageRecord, MessageWatch, Status};
 pub use queue::{QueuedMessage, QueuedRecipient};
