@@ -357,3 +357,54 @@ async fn requests_are_authorised_and_validated_whole() {
     assert_eq!(body["status"], "error");
     q.stop().await;
 }
+
+#[tokio::test]
+async fn an_operator_finds_and_removes_a_tombstone_by_its_name() {
+    let q = Quell::start().await;
+    let http = reqwest::Client::new();
+    let resp = authed(http.post(q.url("/api/suppressions")))
+        .json(&json!([{"scope": "global", "address": PERSON, "reason": "unsub"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, body) = create(
+        &q,
+        json!({"compliance_type": "GDPR", "distinct_ids": [PERSON]}),
+    )
+    .await;
+    let task_id = body["results"]["task_id"].as_str().unwrap().to_string();
+    assert_eq!(wait_final(&q, &task_id).await["status"], "SUCCESS");
+    assert_eq!(rcpt_code(&q, "app@example.com", PERSON).await, "550");
+
+    let name = q.state.store.tombstone_of(PERSON);
+    let (status, list) = json_of(
+        authed(http.get(q.url("/api/suppressions")))
+            .query(&[("address", name.as_str())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (status, removed) = json_of(
+        authed(http.delete(q.url("/api/suppressions")))
+            .query(&[("scope", "global"), ("address", name.as_str())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["removed"], 1);
+    assert_eq!(rcpt_code(&q, "app@example.com", PERSON).await, "250");
+    // A tombstone name is not an address to add entries for.
+    let resp = authed(http.post(q.url("/api/suppressions")))
+        .json(&json!([{"scope": "global", "address": name, "reason": "unsub"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    q.stop().await;
+}

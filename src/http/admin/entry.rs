@@ -104,6 +104,21 @@ pub(super) fn parse_address(s: &str) -> Result<String, EntryError> {
     normalize(s).map_err(|e| address_error(s, e))
 }
 
+/// An address as stored: a normalised address, or a tombstone's name (`#` and 32 lowercase hex
+/// digits, as listings show it), so an operator can find and remove a tombstone.
+pub(super) fn parse_stored_address(s: &str) -> Result<String, EntryError> {
+    let t = s.trim();
+    let is_tombstone_name = t.len() == 33
+        && t.starts_with('#')
+        && t[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if is_tombstone_name {
+        return Ok(t.to_string());
+    }
+    parse_address(s)
+}
+
 /// Parses an RFC 3339 date, or an RFC 2822 one (also with Mailgun's `UTC` zone), into Unix
 /// seconds.
 pub(super) fn parse_date(field: &'static str, s: &str) -> Result<i64, EntryError> {
@@ -258,7 +273,7 @@ impl Removal {
         reason: Option<&str>,
     ) -> Result<Removal, super::AdminError> {
         let scope = parse_scope(scope.ok_or(super::AdminError::Missing("scope"))?)?;
-        let address = parse_address(address.ok_or(super::AdminError::Missing("address"))?)?;
+        let address = parse_stored_address(address.ok_or(super::AdminError::Missing("address"))?)?;
         let list = list.map(parse_list).transpose()?;
         let reason = reason.map(parse_reason).transpose()?;
         if let (Some(l), Some(r)) = (list, reason) {

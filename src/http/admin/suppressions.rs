@@ -7,7 +7,7 @@ use axum::http::Uri;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::entry::{self, parse_address, parse_scope, Removal};
+use super::entry::{self, parse_scope, parse_stored_address, Removal};
 use super::{
     blocking, cursor, json_array, limit, only_params, param, parse_cursor, query_pairs, read_body,
     render, AdminError,
@@ -32,7 +32,7 @@ pub(super) async fn list(
         .transpose()
         .map_err(AdminError::from)?;
     let address = param(&pairs, "address")
-        .map(parse_address)
+        .map(parse_stored_address)
         .transpose()
         .map_err(AdminError::from)?;
     let after = param(&pairs, "after").map(parse_cursor).transpose()?;
