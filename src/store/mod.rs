@@ -48,6 +48,7 @@ mod suppressions;
 mod tombstones;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 
 use arc_swap::{ArcSwap, Guard};
@@ -141,6 +142,10 @@ struct Shared {
     index: index::SuppressionIndex,
     /// The key of the tombstone hash (see [`tombstones`]).
     tombstones: tombstones::TombstoneKey,
+    /// Flush requests taken (a ticket each) ...
+    flush_tickets: AtomicU64,
+    /// ... and the highest ticket a finished flush covers; one flush runs at a time.
+    flushed: tokio::sync::Mutex<u64>,
 }
 
 /// The sled database and its trees; cheap to clone.
@@ -188,6 +193,8 @@ impl Store {
                 layout,
                 index,
                 tombstones,
+                flush_tickets: AtomicU64::new(0),
+                flushed: tokio::sync::Mutex::new(0),
             }),
         })
     }
@@ -232,15 +239,27 @@ impl Store {
     /// Not `flush_async`: sled 0.34 runs that on its own pool of 7 threads, and concurrent
     /// flushes there wait for a log write that sled queues on the same pool behind them, so
     /// with 7 flushes in flight nothing completes (sled issue #1308, fixed only on sled's main
-    /// branch). A blocking flush on tokio's blocking pool leaves sled's pool free for the write;
-    /// concurrent callers still share one log write (group commit).
+    /// branch). A blocking flush on tokio's blocking pool leaves sled's pool free for the write.
+    ///
+    /// Group commit: one flush runs at a time, and every caller that arrives meanwhile is
+    /// served by the next one, so concurrent sessions share a log write instead of each sealing
+    /// a buffer of its own (sled allocates a fresh 512 KiB buffer for every flush).
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        // Taken after this caller's writes: a flush that starts after it covers them.
+        let ticket = shared.flush_tickets.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+        let mut flushed = shared.flushed.lock().await;
+        if *flushed >= ticket {
+            return Ok(());
+        }
+        let covers = shared.flush_tickets.load(AtomicOrdering::SeqCst);
         let db = self.read().db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| {
                 StoreError::Sled(sled::Error::ReportableBug(format!("flush task: {e}")))
             })??;
+        *flushed = covers;
         Ok(())
     }
 
