@@ -34,6 +34,8 @@ pub struct Erasure {
     store: Store,
     scheduler: Scheduler,
     wake: Arc<Notify>,
+    /// Signalled whenever a task reaches its final status.
+    finished: Arc<Notify>,
 }
 
 /// Why a task failed (no addresses in it: it is stored and shown).
@@ -53,6 +55,7 @@ impl Erasure {
             store,
             scheduler,
             wake: Arc::default(),
+            finished: Arc::default(),
         }
     }
 
@@ -78,6 +81,12 @@ impl Erasure {
         self.store.flush().await?;
         self.wake.notify_one();
         Ok(task)
+    }
+
+    /// Resolves at the next task that reaches its final status (register before reading the
+    /// status, so none is missed in between).
+    pub fn task_finished(&self) -> tokio::sync::futures::Notified<'_> {
+        self.finished.notified()
     }
 
     /// Runs waiting tasks (those left by an earlier run first) until `shutdown`.
@@ -123,14 +132,11 @@ impl Erasure {
                 );
                 Ok(())
             }
-            Ok(Err(e)) => Err(TaskError::Vacuum(e.to_string())),
-            Err(e) => Err(TaskError::Vacuum(e.to_string())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
         for task in erased {
-            let outcome = match &outcome {
-                Ok(()) => Ok(()),
-                Err(e) => Err(TaskError::Vacuum(e.to_string())),
-            };
+            let outcome = outcome.clone().map_err(TaskError::Vacuum);
             self.finish(task, outcome).await;
         }
     }
@@ -217,5 +223,6 @@ impl Erasure {
         if let Err(e) = written {
             tracing::error!(task = %task.id, error = %e, "cannot record the erasure's outcome");
         }
+        self.finished.notify_waiters();
     }
 }

@@ -423,7 +423,6 @@ mod tests {
         use crate::store::Changes;
         use std::collections::HashMap;
         use std::sync::atomic::{AtomicBool, Ordering};
-        use std::time::Duration;
 
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("db");
@@ -435,15 +434,24 @@ mod tests {
         for chunk in items.chunks(1000) {
             store.suppression_put_many(chunk).unwrap();
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let switched = Arc::new(AtomicBool::new(false));
+        let (running_tx, running) = std::sync::mpsc::channel();
         // Single-threaded, so the last write to each key is the one that must survive; puts,
-        // removals, transactions and another tree, before, during and after the copy.
+        // removals, transactions and another tree, before, during and after the copy: it
+        // writes until 200 writes after the vacuum has switched over.
         let writer = {
-            let (store, stop, entry) = (store.clone(), stop.clone(), entry.clone());
+            let (store, switched, entry) = (store.clone(), switched.clone(), entry.clone());
             std::thread::spawn(move || {
                 let mut expected: HashMap<usize, bool> = HashMap::new();
                 let mut i = 0usize;
-                while !stop.load(Ordering::Relaxed) {
+                let mut after = 0;
+                while after < 200 {
+                    if i == 100 {
+                        running_tx.send(()).unwrap();
+                    }
+                    if switched.load(Ordering::Relaxed) {
+                        after += 1;
+                    }
                     let n = (i * 7919) % 40_000;
                     match i % 4 {
                         0 => {
@@ -468,16 +476,15 @@ mod tests {
                     }
                     i += 1;
                 }
-                (expected, (i - 1) / 4 * 4 + 3)
+                expected
             })
         };
-        std::thread::sleep(Duration::from_millis(50));
+        running.recv().unwrap();
         let vacuumed = store.vacuum().unwrap();
+        switched.store(true, Ordering::Relaxed);
         let replayed = vacuumed.replayed;
         assert!(vacuumed.catch_up_rounds > 0, "{vacuumed:?}");
-        std::thread::sleep(Duration::from_millis(50));
-        stop.store(true, Ordering::Relaxed);
-        let (expected, _) = writer.join().unwrap();
+        let expected = writer.join().unwrap();
         assert!(replayed > 0, "no write happened during the copy");
         let check = |store: &Store| {
             for (n, present) in &expected {

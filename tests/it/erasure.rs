@@ -3,7 +3,6 @@
 //! tasks surviving a restart.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use quell::store::{Compliance, DeletionTask, List, Reason, Scope, Status, Store, Suppression};
 use quell::store::{SuppressionKey, TaskStatus};
@@ -38,19 +37,22 @@ async fn create(q: &Quell, body: Value) -> (StatusCode, Value) {
     .await
 }
 
-/// Polls the task (as a client would) until it is final; its `results`.
+/// Reads the task over HTTP each time a task finishes, until it is final; its `results`.
 async fn wait_final(q: &Quell, task_id: &str) -> Value {
     let http = reqwest::Client::new();
     let url = q.url(&format!("{DELETIONS}{task_id}"));
     tokio::time::timeout(WAIT, async {
         loop {
+            let finished = q.state.erasure.task_finished();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
             let (status, body) = json_of(authed(http.get(&url)).send().await.unwrap()).await;
             assert_eq!(status, StatusCode::OK, "{body}");
             let results = body["results"].clone();
             if results["status"] == "SUCCESS" || results["status"] == "FAILURE" {
                 return results;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            finished.await;
         }
     })
     .await
