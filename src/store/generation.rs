@@ -47,6 +47,27 @@ pub(super) struct Layout {
     cache_size: u64,
 }
 
+/// How long [`open_when_released`] waits for this process's own last handle to let go.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the database, waiting briefly while its file lock is held: after this process drops
+/// its last handle, sled's background threads release the lock a moment later (an in-process
+/// reopen, as in tests). Another process holding it still fails, after [`RELEASE_WAIT`].
+fn open_when_released(config: &sled::Config) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl Layout {
     pub fn new(root: &Path, cache_size: u64) -> Layout {
         Layout {
@@ -90,7 +111,7 @@ impl Layout {
     /// Opens the current generation, deleting leftovers of earlier ones.
     pub fn open_current(&self) -> Result<sled::Db, StoreError> {
         let current = self.current()?;
-        let db = self.sled_config(&self.dir(current)).open()?;
+        let db = open_when_released(&self.sled_config(&self.dir(current)))?;
         self.remove_all_but(current)?;
         Ok(db)
     }
