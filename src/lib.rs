@@ -12,6 +12,7 @@
 //! | [`smtp`] | the SMTP listener: sans-IO codec, session state machine, typed replies |
 //! | [`state`] | [`state::AppState`], the one cheap-to-clone handle every part is given |
 //! | [`policy`] | the suppression decision for one (sender, recipient, tags) |
+//! | [`suppression`] | the one write path of suppression entries and the allowlist: merge rules, atomic, synced, announced |
 //! | [`store`] | every sled call: suppressions, allowlist, queue, spool, message records |
 //! | [`queue`] | delivery workers, per-recipient rendering, retry schedule, the lettre upstream |
 //! | [`http`] | axum router: health, metrics, message records, unsubscribe pages, the management APIs |
@@ -38,5 +39,6 @@ pub mod shutdown;
 pub mod smtp;
 pub mod state;
 pub mod store;
+pub mod suppression;
 pub mod tls;
 pub mod unsubscribe;

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::queue::Scheduler;
 use crate::store::Store;
+use crate::suppression::Suppressions;
 use crate::unsubscribe::token::Tokens;
 
 /// The `meta` key of the generated token secret used when `unsubscribe.secret` is empty.
@@ -22,6 +23,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub policy: Policy,
+    /// Every write to the suppression list and the allowlist.
+    pub suppressions: Suppressions,
     pub metrics: Arc<Metrics>,
     /// Hands queue ids to the delivery workers.
     pub scheduler: Scheduler,
@@ -42,10 +45,12 @@ impl AppState {
         let policy = Policy::new(store.clone(), config.suppression.clone());
         let tokens = Arc::new(unsubscribe_tokens(&config, &store));
         let erasure = Erasure::new(store.clone(), scheduler.clone());
+        let suppressions = Suppressions::new(store.clone());
         AppState {
             config: Arc::new(config),
             store,
             policy,
+            suppressions,
             metrics: Arc::new(Metrics::default()),
             scheduler,
             ready: Arc::new(AtomicBool::new(false)),

@@ -31,6 +31,7 @@ use crate::address;
 use crate::id::now_secs;
 use crate::state::AppState;
 use crate::store::{Reason, Scope, Status, StoreError, Suppression, SuppressionKey};
+use crate::suppression::{Op, Rule, When};
 use crate::unsubscribe::pages;
 use crate::unsubscribe::redirect::{redirect_url, MdEmail};
 use crate::unsubscribe::token::TokenData;
@@ -252,43 +253,21 @@ async fn unsubscribe(state: &AppState, data: &TokenData, detail: &str) -> Result
         md_id: Some(data.md_id.clone()),
         code: None,
     };
-    let key = key_of(data);
-    let entry = merge(state.store.suppression_get(&key)?, fresh, now);
-    state.store.suppression_put(&key, &entry)?;
     state.store.message_update(&data.md_id, |r| {
         r.status = Status::Unsub;
         r.updated_at = now;
     })?;
-    // Durability point: the reader is told they are unsubscribed only once a crash can no
-    // longer lose it.
-    state.store.flush().await?;
+    // A click never weakens an entry (rules::Rule::Strengthen). Durability point: the reader
+    // is told they are unsubscribed only once a crash can no longer lose it.
+    let op = Op::Add {
+        key: key_of(data),
+        entry: fresh,
+        rule: Rule::Strengthen,
+        unless_allowlisted: false,
+    };
+    state.suppressions.apply(vec![op]).await?;
     tracing::info!(md_id = %data.md_id, via = detail, "unsubscribe recorded");
     Ok(())
-}
-
-/// The entry to store when `existing` is already there: a click never weakens an entry. It
-/// keeps the earlier creation time, message and reason (a manual `custom` entry stays one),
-/// widens the tags (a click for all mail makes it all mail; per-tag clicks add up) and keeps
-/// the later expiry.
-fn merge(existing: Option<Suppression>, fresh: Suppression, now: i64) -> Suppression {
-    let Some(mut entry) = existing.filter(|e| !e.is_expired(now)) else {
-        return fresh;
-    };
-    if fresh.is_all_tags() || entry.is_all_tags() {
-        entry.tags = vec!["*".to_string()];
-    } else {
-        for tag in fresh.tags {
-            if !entry.tags.iter().any(|t| t.eq_ignore_ascii_case(&tag)) {
-                entry.tags.push(tag);
-            }
-        }
-    }
-    entry.expires_at = match (entry.expires_at, fresh.expires_at) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        _ => None,
-    };
-    entry.md_id = entry.md_id.or(fresh.md_id);
-    entry
 }
 
 /// Undoes a click: removes the entry if a click made it. In the `global` scope (null sender),
@@ -296,16 +275,10 @@ fn merge(existing: Option<Suppression>, fresh: Suppression, now: i64) -> Suppres
 /// through the APIs.
 async fn resubscribe(state: &AppState, data: &TokenData) -> Result<(), StoreError> {
     let key = key_of(data);
-    if let Some(entry) = state.store.suppression_get(&key)? {
-        let ours = entry.reason == Reason::Unsub
-            && match key.scope {
-                Scope::Global => entry.md_id.as_deref() == Some(data.md_id.as_str()),
-                _ => true,
-            };
-        if ours {
-            state.store.suppression_remove(&key)?;
-        }
-    }
+    let when = match key.scope {
+        Scope::Global => When::ClickOf(data.md_id.clone()),
+        _ => When::Reason(Reason::Unsub),
+    };
     let now = now_secs();
     state.store.message_update(&data.md_id, |r| {
         if r.status == Status::Unsub {
@@ -313,7 +286,10 @@ async fn resubscribe(state: &AppState, data: &TokenData) -> Result<(), StoreErro
             r.updated_at = now;
         }
     })?;
-    state.store.flush().await?;
+    state
+        .suppressions
+        .apply(vec![Op::Remove { key, when }])
+        .await?;
     tracing::info!(md_id = %data.md_id, "resubscribe recorded");
     Ok(())
 }
@@ -393,45 +369,6 @@ mod tests {
             Intent::of(&fields(&[("action", "other")])),
             Intent::OneClick
         );
-    }
-
-    fn entry(tags: &[&str], expires_at: Option<i64>) -> Suppression {
-        Suppression {
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            expires_at,
-            md_id: Some("first".into()),
-            ..Suppression::new(Reason::Unsub, 10)
-        }
-    }
-
-    #[test]
-    fn merging_never_weakens_an_entry() {
-        let mut fresh = entry(&["promo"], Some(500));
-        fresh.md_id = Some("second".into());
-        fresh.created_at = 20;
-        assert_eq!(merge(None, fresh.clone(), 20), fresh);
-
-        let merged = merge(Some(entry(&["news"], Some(100))), fresh.clone(), 20);
-        assert_eq!(merged.tags, ["news", "promo"]);
-        assert_eq!(merged.expires_at, Some(500));
-        assert_eq!(merged.created_at, 10);
-        assert_eq!(merged.md_id.as_deref(), Some("first"));
-
-        let merged = merge(Some(entry(&["*"], None)), fresh.clone(), 20);
-        assert_eq!(merged.tags, ["*"]);
-        assert_eq!(merged.expires_at, None);
-
-        let mut manual = entry(&["PROMO"], None);
-        manual.reason = Reason::Custom;
-        let merged = merge(Some(manual), fresh.clone(), 20);
-        assert_eq!(merged.reason, Reason::Custom);
-        assert_eq!(merged.tags, ["PROMO"]);
-
-        let all = entry(&["*"], Some(500));
-        assert_eq!(merge(Some(entry(&["news"], None)), all, 20).tags, ["*"]);
-
-        let expired = entry(&["news"], Some(5));
-        assert_eq!(merge(Some(expired), fresh.clone(), 20), fresh);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, Store, StoreError};
+use sled::transaction::TransactionError;
+use sled::Transactional;
+
+use super::{decode, encode, Store, StoreError, SuppressionKey};
 
 /// Why and since when an address is allowlisted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,13 +31,49 @@ impl Store {
     }
 
     pub fn allowlist_put(&self, address: &str, entry: &AllowEntry) -> Result<(), StoreError> {
-        self.write().allowlist.insert(address, encode(entry))?;
+        self.allow(address, |_| entry.clone(), &[])?;
         Ok(())
+    }
+
+    /// Allowlists `address` with the entry `entry(existing)` and removes the suppression
+    /// entries `remove` (Mandrill removes an allowlisted address from the denylist), in one
+    /// transaction under the writer lock, so no suppression write can come between; how many
+    /// entries were removed.
+    pub fn allow(
+        &self,
+        address: &str,
+        entry: impl FnOnce(Option<AllowEntry>) -> AllowEntry,
+        remove: &[SuppressionKey],
+    ) -> Result<usize, StoreError> {
+        let t = self.write();
+        let mut index = self.index().writer();
+        let entry = encode(&entry(self.allowlist_get(address)?));
+        let removed = (&t.allowlist, &t.suppressions)
+            .transaction(|(allowlist, suppressions)| {
+                allowlist.insert(address.as_bytes(), entry.as_slice())?;
+                let mut removed = Vec::new();
+                for key in remove {
+                    if suppressions.remove(key.bytes())?.is_some() {
+                        removed.push(key);
+                    }
+                }
+                Ok(removed)
+            })
+            .map_err(|e: TransactionError<StoreError>| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })?;
+        for key in &removed {
+            index.remove(key);
+        }
+        Ok(removed.len())
     }
 
     /// Removes `address`; whether it was there.
     pub fn allowlist_remove(&self, address: &str) -> Result<bool, StoreError> {
-        Ok(self.write().allowlist.remove(address)?.is_some())
+        let t = self.write();
+        let _index = self.index().writer();
+        Ok(t.allowlist.remove(address)?.is_some())
     }
 
     /// Up to `limit` allowlisted addresses starting with `prefix`, in order: one range scan.

@@ -42,6 +42,8 @@ impl Store {
             ids.extend(self.profiles_of_address(address)?);
         }
         let t = self.write();
+        // Held from the scan on, so no suppression write between the scan and the batch is lost.
+        let mut index = self.index().writer();
 
         // Tombstone and removal in one batch: the person is suppressed at every moment.
         let mut batch = sled::Batch::default();
@@ -63,7 +65,6 @@ impl Store {
             removed.push(key);
             erased.suppressions += 1;
         }
-        let mut index = self.index().writer();
         t.suppressions.apply_batch(batch)?;
         for key in &removed {
             index.remove(key);
@@ -71,13 +72,12 @@ impl Store {
         for (key, entry) in &tombstones {
             index.put(key, entry);
         }
-        drop(index);
-
         for address in addresses {
             if t.allowlist.remove(address.as_bytes())?.is_some() {
                 erased.allowlist += 1;
             }
         }
+        drop(index);
 
         for id in &ids {
             if let Some(address) = t.profiles.remove(id.as_bytes())? {

@@ -54,7 +54,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 use arc_swap::{ArcSwap, Guard};
 
 pub use allowlist::AllowEntry;
-pub use changes::Changes;
+pub use changes::{Changes, Current, Update};
 pub use deletions::{Compliance, DeletionTask, TaskStatus};
 pub use erasure::Erased;
 pub use generation::Vacuumed;

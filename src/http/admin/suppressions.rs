@@ -16,7 +16,7 @@ use crate::http::auth::ApiKey;
 use crate::http::error::ApiError;
 use crate::id::now_secs;
 use crate::state::AppState;
-use crate::store::{Store, StoreError};
+use crate::suppression::{Op, Outcome, Rule, When};
 
 /// `GET /api/suppressions?scope=&address=&after=&limit=` → `{"items": [...], "next": cursor}`.
 /// `next` is null on the last page; pass it as `after` for the following one.
@@ -75,10 +75,17 @@ pub(super) async fn add(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let count = entries.len();
-    let store = state.store.clone();
-    blocking(move || store.suppression_put_many(&entries)).await?;
+    let ops = entries
+        .into_iter()
+        .map(|(key, entry)| Op::Add {
+            key,
+            entry,
+            rule: Rule::Replace,
+            unless_allowlisted: false,
+        })
+        .collect();
     // The operator is told "added" only once it would survive a crash.
-    state.store.flush().await?;
+    state.suppressions.apply(ops).await?;
     tracing::info!(count, "admin API: suppressions added");
     Ok(Json(json!({ "added": count })))
 }
@@ -116,31 +123,21 @@ pub(super) async fn remove(
             })
             .collect::<Result<Vec<_>, _>>()?
     };
-    let store = state.store.clone();
-    let removed = blocking(move || apply(&store, &removals)).await?;
+    let ops = removals
+        .iter()
+        .flat_map(|removal| {
+            let when = removal.reason.map_or(When::Always, When::Reason);
+            removal.keys().into_iter().map(move |key| Op::Remove {
+                key,
+                when: when.clone(),
+            })
+        })
+        .collect();
+    let outcomes = state.suppressions.apply(ops).await?;
+    let removed = outcomes.iter().filter(|o| **o == Outcome::Removed).count();
     if single && removed == 0 {
         return Err(AdminError::NothingMatched.into());
     }
-    state.store.flush().await?;
     tracing::info!(removed, "admin API: suppressions removed");
     Ok(Json(json!({ "removed": removed })))
-}
-
-/// Removes what each removal names; how many entries went.
-fn apply(store: &Store, removals: &[Removal]) -> Result<usize, StoreError> {
-    let mut removed = 0;
-    for removal in removals {
-        for key in removal.keys() {
-            if let Some(reason) = removal.reason {
-                match store.suppression_get(&key)? {
-                    Some(e) if e.reason == reason => {}
-                    _ => continue,
-                }
-            }
-            if store.suppression_remove(&key)? {
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
 }

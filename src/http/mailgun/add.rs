@@ -184,9 +184,9 @@ pub(super) async fn add<R: Resource>(
     let submission = submission(&state, request).await?;
     let entries = submission.validate::<R>(chrono::Utc::now().timestamp())?;
     let count = entries.len();
-    let store = state.store.clone();
+    let suppressions = state.suppressions.clone();
     let scope = target.scope.clone();
-    tokio::task::spawn_blocking(move || write_batch::<R>(&store, &scope, entries))
+    tokio::task::spawn_blocking(move || write_batch::<R>(&suppressions, &scope, entries))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "suppression write task failed");
@@ -195,6 +195,8 @@ pub(super) async fn add<R: Resource>(
                 message: "internal error".into(),
             }
         })??;
+    // A 200 means the entries survive a crash of quell.
+    state.suppressions.sync().await?;
     tracing::info!(resource = R::NAME, scope = %target.scope, count, "suppressions added");
     Ok(Json(match submission {
         Submission::One(raw) => json!({

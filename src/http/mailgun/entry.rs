@@ -13,6 +13,7 @@ use crate::http::auth::ApiKey;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Suppression, SuppressionKey};
+use crate::suppression::{Op, Outcome, When};
 
 /// Largest form body read for a `DELETE` (it holds at most a `tag`).
 const MAX_DELETE_BODY: usize = 64 * 1024;
@@ -63,29 +64,26 @@ pub(super) async fn remove<R: Resource>(
     } else {
         None
     };
-    let removed = match tag {
-        None => state.store.suppression_remove(&key)?,
-        Some(tag) => {
-            let mut entry = live_entry::<R>(&state, &key)?;
-            let before = entry.tags.len();
-            entry.tags.retain(|t| *t != tag);
-            if entry.tags.len() == before {
-                return Err(ApiError::not_found(
-                    "Unsubscribe event for this tag does not exist",
-                ));
-            }
-            if entry.tags.is_empty() {
-                state.store.suppression_remove(&key)?
-            } else {
-                state.store.suppression_put(&key, &entry)?;
-                true
-            }
-        }
+    let op = match tag {
+        None => Op::Remove {
+            key: key.clone(),
+            when: When::Always,
+        },
+        Some(tag) => Op::RemoveTag {
+            key: key.clone(),
+            tag,
+        },
     };
-    if !removed {
-        return Err(ApiError::not_found(R::NOT_FOUND));
+    match state.suppressions.apply(vec![op]).await?.pop() {
+        Some(Outcome::Removed | Outcome::Written(_)) => {}
+        Some(Outcome::NoSuchTag) => {
+            return Err(ApiError::not_found(
+                "Unsubscribe event for this tag does not exist",
+            ))
+        }
+        _ => return Err(ApiError::not_found(R::NOT_FOUND)),
     }
-    tracing::info!(resource = R::NAME, scope = %key.scope, address = %key.address, "suppression removed");
+    tracing::info!(resource = R::NAME, scope = %key.scope, "suppression removed");
     Ok(Json(json!({ "message": R::REMOVED_ONE, "address": given })))
 }
 
@@ -129,7 +127,10 @@ pub(super) async fn clear<R: Resource>(
     State(state): State<AppState>,
     target: Target,
 ) -> Result<Json<Value>, ApiError> {
-    let removed = state.store.suppression_clear(&target.scope, R::LIST)?;
+    let removed = state
+        .suppressions
+        .clear(target.scope.clone(), R::LIST)
+        .await?;
     tracing::info!(resource = R::NAME, scope = %target.scope, removed, "suppression list cleared");
     Ok(Json(json!({ "message": R::REMOVED_ALL })))
 }

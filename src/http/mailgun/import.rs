@@ -18,7 +18,8 @@ use super::{write_batch, Resource, Target};
 use crate::http::auth::ApiKey;
 use crate::http::error::ApiError;
 use crate::state::AppState;
-use crate::store::{Scope, Store, StoreError};
+use crate::store::{Scope, StoreError};
+use crate::suppression::Suppressions;
 
 /// Mailgun's size limit for an import file.
 const MAX_CSV: usize = 25 * 1024 * 1024;
@@ -134,7 +135,7 @@ pub(super) struct Outcome {
 /// Applies every data row of `csv` in batches of [`BATCH`]; a bad row is handed to `skip` with
 /// its line number (1 is the header) and the reason, and skipped. Stops only on a store failure.
 pub(super) fn apply<R: Resource>(
-    store: &Store,
+    suppressions: &Suppressions,
     scope: &Scope,
     columns: &Columns,
     csv: &[u8],
@@ -169,11 +170,11 @@ pub(super) fn apply<R: Resource>(
         }
         if batch.len() == BATCH {
             outcome.written += batch.len();
-            write_batch::<R>(store, scope, std::mem::take(&mut batch))?;
+            write_batch::<R>(suppressions, scope, std::mem::take(&mut batch))?;
         }
     }
     outcome.written += batch.len();
-    write_batch::<R>(store, scope, batch)?;
+    write_batch::<R>(suppressions, scope, batch)?;
     Ok(outcome)
 }
 
@@ -211,7 +212,7 @@ pub(super) async fn import<R: Resource>(
         })?;
     let csv = read_csv(&mut multipart).await?.freeze();
     let columns = check_header::<R>(&csv)?;
-    let store = state.store.clone();
+    let suppressions = state.suppressions.clone();
     let scope = target.scope;
     let now = chrono::Utc::now().timestamp();
     tracing::info!(resource = R::NAME, %scope, bytes = csv.len(), "CSV import accepted");
@@ -220,7 +221,8 @@ pub(super) async fn import<R: Resource>(
         let log = |line: Option<u64>, error: &str| {
             tracing::warn!(resource = R::NAME, %scope, line, error, "CSV import: row skipped");
         };
-        match apply::<R>(&store, &scope, &columns, &csv, now, log) {
+        let applied = apply::<R>(&suppressions, &scope, &columns, &csv, now, log);
+        match applied.and_then(|o| suppressions.sync_blocking().map(|()| o)) {
             Ok(o) => tracing::info!(
                 resource = R::NAME, %scope, written = o.written, skipped = o.skipped, "CSV import done"
             ),
@@ -273,7 +275,8 @@ mod tests {
     #[test]
     fn rows_apply_in_batches_and_bad_rows_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+        let suppressions = Suppressions::new(store.clone());
         let scope = Scope::Domain("d.io".into());
         let mut csv = String::from("address,tags,created_at\n");
         for i in 0..2500 {
@@ -285,9 +288,14 @@ mod tests {
         csv.push('\n');
         let columns = check_header::<Unsubscribes>(csv.as_bytes()).unwrap();
         let mut skipped = Vec::new();
-        let o = apply::<Unsubscribes>(&store, &scope, &columns, csv.as_bytes(), 7, |line, e| {
-            skipped.push((line, e.to_string()))
-        })
+        let o = apply::<Unsubscribes>(
+            &suppressions,
+            &scope,
+            &columns,
+            csv.as_bytes(),
+            7,
+            |line, e| skipped.push((line, e.to_string())),
+        )
         .unwrap();
         assert_eq!((o.written, o.skipped), (2501, 2));
         // Line 1 is the header, so the 2500 good rows are lines 2..=2501.
@@ -320,11 +328,12 @@ mod tests {
     #[test]
     fn bounce_rows_keep_code_and_error() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+        let suppressions = Suppressions::new(store.clone());
         let scope = Scope::Domain("d.io".into());
         let csv = b"address,code,error\nb@x.io,554,relay denied\nc@x.io,abc,\n";
         let columns = check_header::<Bounces>(csv).unwrap();
-        let o = apply::<Bounces>(&store, &scope, &columns, csv, 0, |_, _| {}).unwrap();
+        let o = apply::<Bounces>(&suppressions, &scope, &columns, csv, 0, |_, _| {}).unwrap();
         assert_eq!(
             o,
             Outcome {

@@ -35,7 +35,8 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::state::AppState;
-use crate::store::{List, Reason, Scope, Store, StoreError, Suppression, SuppressionKey};
+use crate::store::{List, Reason, Scope, StoreError, Suppression, SuppressionKey};
+use crate::suppression::{Op, Rule, Suppressions};
 use bounces::Bounces;
 use complaints::Complaints;
 use record::{RawRecord, RecordError};
@@ -96,12 +97,9 @@ trait Resource: Send + Sync + 'static {
     /// Adds the resource's own fields of `entry` to a rendered item.
     fn render_fields(entry: &Suppression, item: &mut Map<String, Value>);
 
-    /// Combines a new entry with the one already stored for the address. Mailgun updates the
-    /// existing record, so by default the new entry replaces it.
-    fn merge(existing: Suppression, new: Suppression) -> Suppression {
-        let _ = existing;
-        new
-    }
+    /// How a new entry combines with the one already stored for the address. Mailgun updates
+    /// the existing record, so by default the new entry replaces it.
+    const RULE: Rule = Rule::Replace;
 }
 
 /// One entry as Mailgun renders it: `address`, the resource's fields, `created_at`.
@@ -116,30 +114,25 @@ fn render<R: Resource>(address: &str, entry: &Suppression) -> Value {
     Value::Object(item)
 }
 
-/// Writes validated entries in one atomic batch, each merged with what is already stored for its
-/// address (and with earlier entries for the same address in the batch).
+/// Writes validated entries in one atomic batch, each combined by the resource's rule with what
+/// is already stored for its address (and with earlier entries for the same address in the
+/// batch). Not synced: the caller syncs before it answers.
 fn write_batch<R: Resource>(
-    store: &Store,
+    suppressions: &Suppressions,
     scope: &Scope,
     entries: Vec<(String, Suppression)>,
 ) -> Result<(), StoreError> {
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
-    let mut batch: Vec<(SuppressionKey, Suppression)> = Vec::with_capacity(entries.len());
-    for (address, entry) in entries {
-        if let Some(&i) = index.get(&address) {
-            let earlier = std::mem::replace(&mut batch[i].1, Suppression::new(R::REASON, 0));
-            batch[i].1 = R::merge(earlier, entry);
-            continue;
-        }
-        let key = SuppressionKey::new(scope.clone(), address.clone(), R::LIST);
-        let entry = match store.suppression_get(&key)? {
-            Some(existing) => R::merge(existing, entry),
-            None => entry,
-        };
-        index.insert(address, batch.len());
-        batch.push((key, entry));
-    }
-    store.suppression_put_many(&batch)
+    let ops: Vec<Op> = entries
+        .into_iter()
+        .map(|(address, entry)| Op::Add {
+            key: SuppressionKey::new(scope.clone(), address, R::LIST),
+            entry,
+            rule: R::RULE,
+            unless_allowlisted: false,
+        })
+        .collect();
+    suppressions.apply_blocking(&ops, &[], crate::id::now_secs())?;
+    Ok(())
 }
 
 /// The `{domain}` (and `{address}`, where the route has one) of a Mailgun path, validated.
@@ -217,16 +210,18 @@ mod tests {
     #[test]
     fn batch_merges_duplicates_and_stored_tags() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+        let suppressions = Suppressions::new(store.clone());
         let scope = Scope::Domain("d.io".into());
         let tagged = |t: &str| {
             let mut e = Suppression::new(Reason::Unsub, 1);
             e.tags = vec![t.to_string()];
             e
         };
-        write_batch::<Unsubscribes>(&store, &scope, vec![("a@x".into(), tagged("one"))]).unwrap();
+        write_batch::<Unsubscribes>(&suppressions, &scope, vec![("a@x".into(), tagged("one"))])
+            .unwrap();
         write_batch::<Unsubscribes>(
-            &store,
+            &suppressions,
             &scope,
             vec![
                 ("a@x".into(), tagged("two")),
@@ -241,9 +236,9 @@ mod tests {
         // Bounces replace rather than merge.
         let mut b = Suppression::new(Reason::HardBounce, 1);
         b.code = Some(550);
-        write_batch::<Bounces>(&store, &scope, vec![("a@x".into(), b.clone())]).unwrap();
+        write_batch::<Bounces>(&suppressions, &scope, vec![("a@x".into(), b.clone())]).unwrap();
         b.code = Some(554);
-        write_batch::<Bounces>(&store, &scope, vec![("a@x".into(), b)]).unwrap();
+        write_batch::<Bounces>(&suppressions, &scope, vec![("a@x".into(), b)]).unwrap();
         let key = SuppressionKey::new(scope, "a@x", List::Bounces);
         assert_eq!(
             store.suppression_get(&key).unwrap().unwrap().code,

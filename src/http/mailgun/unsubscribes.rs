@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::record::{RawRecord, RecordError};
 use super::Resource;
 use crate::store::{List, Reason, Suppression};
+use crate::suppression::Rule;
 
 /// Longest tag accepted; tags are message labels, not documents.
 const MAX_TAG_LEN: usize = 256;
@@ -61,16 +62,7 @@ impl Resource for Unsubscribes {
 
     /// An address unsubscribed from tag A and then from tag B is unsubscribed from both: one
     /// record whose `tags` accumulate, which `DELETE …?tag=` takes apart again.
-    fn merge(existing: Suppression, mut new: Suppression) -> Suppression {
-        let mut tags = existing.tags;
-        for tag in new.tags.drain(..) {
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-        }
-        new.tags = tags;
-        new
-    }
+    const RULE: Rule = Rule::AddTags;
 }
 
 #[cfg(test)]
@@ -107,19 +99,6 @@ mod tests {
         assert_eq!(
             raw_tags(&many).validate::<Unsubscribes>(0),
             Err(RecordError::TooManyTags(MAX_TAGS))
-        );
-    }
-
-    #[test]
-    fn merge_accumulates_tags() {
-        let mut a = Suppression::new(Reason::Unsub, 1);
-        a.tags = vec!["x".into()];
-        let mut b = Suppression::new(Reason::Unsub, 2);
-        b.tags = vec!["y".into(), "x".into()];
-        let m = Unsubscribes::merge(a, b);
-        assert_eq!(
-            (m.tags, m.created_at),
-            (vec!["x".to_string(), "y".to_string()], 2)
         );
     }
 }

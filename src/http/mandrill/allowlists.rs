@@ -8,9 +8,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{mandrill_time, MandrillError, Params};
-use crate::id::now_secs;
 use crate::state::AppState;
-use crate::store::{AllowEntry, List, Scope, SuppressionKey};
+use crate::store::AllowEntry;
 
 /// Mandrill's cap on `allowlists/list`.
 const MAX_LIST: usize = 1000;
@@ -26,25 +25,11 @@ pub(super) async fn add(
 ) -> Result<Json<Value>, MandrillError> {
     let (given, address) = params.email()?;
     let comment = params.comment()?;
-    let entry = match state.store.allowlist_get(&address)? {
-        Some(existing) => AllowEntry {
-            detail: comment.map_or(existing.detail, str::to_string),
-            created_at: existing.created_at,
-        },
-        None => AllowEntry {
-            detail: comment.unwrap_or_default().to_string(),
-            created_at: now_secs(),
-        },
-    };
-    // Allowlist first, then remove: the policy reads the allowlist before any entry, so the
-    // address is deliverable from the first write on, whatever happens between the two.
-    state.store.allowlist_put(&address, &entry)?;
-    let mut removed = 0;
-    for list in [List::Unsubscribes, List::Bounces, List::Complaints] {
-        let key = SuppressionKey::new(Scope::Global, address.clone(), list);
-        removed += usize::from(state.store.suppression_remove(&key)?);
-    }
-    state.store.flush().await?;
+    // Allowlisted and taken off the denylist in one atomic write, synced.
+    let removed = state
+        .suppressions
+        .allow(address, comment.map(str::to_string))
+        .await?;
     tracing::info!(
         call = "allowlists/add",
         denylist_removed = removed,
@@ -85,10 +70,7 @@ pub(super) async fn delete(
     params: Params,
 ) -> Result<Json<Value>, MandrillError> {
     let (given, address) = params.email()?;
-    let deleted = state.store.allowlist_remove(&address)?;
-    if deleted {
-        state.store.flush().await?;
-    }
+    let deleted = state.suppressions.disallow(address).await?;
     tracing::info!(
         call = "allowlists/delete",
         deleted,

@@ -13,6 +13,7 @@ use super::{address, mandrill_time, MandrillError, Params};
 use crate::id::now_secs;
 use crate::state::AppState;
 use crate::store::{List, Reason, Scope, Store, StoreError, Suppression, SuppressionKey};
+use crate::suppression::{Op, Outcome, Rule, When};
 
 /// Mandrill's cap on `rejects/list`.
 const MAX_LIST: usize = 1000;
@@ -32,7 +33,16 @@ pub(super) async fn add(
     let (given, address) = params.email()?;
     let comment = params.comment()?;
     params.subaccount()?;
-    if state.store.is_allowlisted(&address)? {
+    let mut entry = Suppression::new(Reason::Custom, now_secs());
+    entry.detail = comment.unwrap_or_default().to_string();
+    let op = Op::Add {
+        key: SuppressionKey::new(Scope::Global, address, Reason::Custom.list()),
+        entry,
+        rule: Rule::Replace,
+        unless_allowlisted: true,
+    };
+    // A 200 means the entry survives a crash of quell.
+    if state.suppressions.apply(vec![op]).await?.pop() == Some(Outcome::Allowlisted) {
         tracing::info!(
             call = "rejects/add",
             added = false,
@@ -40,12 +50,6 @@ pub(super) async fn add(
         );
         return Ok(Json(json!({ "email": given, "added": false })));
     }
-    let mut entry = Suppression::new(Reason::Custom, now_secs());
-    entry.detail = comment.unwrap_or_default().to_string();
-    let key = SuppressionKey::new(Scope::Global, address, Reason::Custom.list());
-    state.store.suppression_put(&key, &entry)?;
-    // A 200 means the entry survives a crash of quell (see `Store::flush`).
-    state.store.flush().await?;
     tracing::info!(call = "rejects/add", added = true, "suppression added");
     Ok(Json(json!({ "email": given, "added": true })))
 }
@@ -86,15 +90,17 @@ pub(super) async fn delete(
 ) -> Result<Json<Value>, MandrillError> {
     let (given, address) = params.email()?;
     let subaccount = params.subaccount()?;
-    let mut deleted = false;
-    for list in LISTS {
-        let key = SuppressionKey::new(Scope::Global, address.clone(), list);
-        deleted |= state.store.suppression_remove(&key)?;
-    }
-    if !deleted {
+    let ops = LISTS
+        .into_iter()
+        .map(|list| Op::Remove {
+            key: SuppressionKey::new(Scope::Global, address.clone(), list),
+            when: When::Always,
+        })
+        .collect();
+    let outcomes = state.suppressions.apply(ops).await?;
+    if !outcomes.contains(&Outcome::Removed) {
         return Err(MandrillError::NotRejected(given.to_string()));
     }
-    state.store.flush().await?;
     tracing::info!(call = "rejects/delete", "suppression removed");
     Ok(Json(json!({
         "email": given,

@@ -117,16 +117,19 @@ async fn handle(state: &AppState, request: Request) -> Result<Verbosity, EngageE
         })
         .collect::<Result<Vec<_>, _>>()?;
     let store = state.store.clone();
+    let suppressions = state.suppressions.clone();
     let count = updates.len();
     let written: Written = tokio::task::spawn_blocking(move || {
         let plan = plan(&store, &updates)?;
-        Ok::<_, EngageError>(plan.write(&store, now_secs())?)
+        Ok::<_, EngageError>(plan.write(&suppressions, now_secs())?)
     })
     .await
     .map_err(|e| {
         tracing::error!(error = %e, "/engage write task failed");
         EngageError::Task
     })??;
+    // A 200 means the changes survive a crash of quell.
+    state.suppressions.sync().await?;
     tracing::info!(
         records = count,
         suppressed = written.suppressed,
@@ -359,7 +362,10 @@ mod tests {
             {"$distinct_id": "stored", "$set": {"$unsubscribed": "2024-05-01"}},
             {"$distinct_id": "Me@X.io", "$set": {"$unsubscribed": true}},
         ]));
-        plan(&store, &u).unwrap().write(&store, 9).unwrap();
+        plan(&store, &u)
+            .unwrap()
+            .write(&crate::suppression::Suppressions::new(store.clone()), 9)
+            .unwrap();
         let get = |a: &str| {
             store
                 .suppression_get(&SuppressionKey::new(Scope::Global, a, List::Unsubscribes))

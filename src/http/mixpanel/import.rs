@@ -85,13 +85,20 @@ pub(super) async fn import(State(state): State<AppState>, request: Request) -> R
     let started = std::time::Instant::now();
     let (tx, reader) = channel();
     let store = state.store.clone();
+    let suppressions = state.suppressions.clone();
     let now = now_secs();
     // Tracked, so a graceful shutdown waits for the batch being written.
     let worker = state
         .tasks
-        .spawn_blocking(move || apply_csv(&store, reader, now));
+        .spawn_blocking(move || apply_csv(&suppressions, &store, reader, now));
     let pumped = source.pump(tx).await;
     let outcome = worker.await;
+    // The answer (and the count of rows applied it reports) holds only once they would
+    // survive a crash of quell.
+    if let Err(e) = state.suppressions.sync().await {
+        tracing::error!(error = %e, "mixpanel import: the store could not be synced");
+        return failure(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None);
+    }
     if let Err(e) = pumped {
         return failure(e.status(), &e.to_string(), None);
     }

@@ -2,9 +2,9 @@
 //!
 //! Records are validated and resolved to addresses first; what they ask for is gathered here,
 //! the last word per address and per distinct id winning, so that nothing is written until the
-//! whole request is known to be good. A plan is then *decided* against what is stored (reads
-//! only) into [`Writes`], which are *applied* separately, so that the import can decide one
-//! batch while the previous one is being written ([`InFlight`]).
+//! whole request is known to be good. A plan becomes [`Writes`] (suppression ops whose rules
+//! are decided against what is stored at the moment they are applied, atomically), so that
+//! the import can prepare one batch while the previous one is being written.
 //!
 //! Entries are `global`, list `unsubscribes`, reason `unsub`, tags `*`, never expiring (SPEC §3:
 //! manual entries do not expire). Re-subscribing removes only an entry whose reason is `unsub`:
@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 
-use crate::store::{Changes, List, Reason, Scope, Store, StoreError, Suppression, SuppressionKey};
+use crate::store::{List, Reason, Scope, StoreError, Suppression, SuppressionKey};
+use crate::suppression::{Op, Outcome, Rule, Suppressions, When};
 
 /// The `detail` of every entry this API writes, so operators can tell where it came from.
 pub(super) const DETAIL: &str = "mixpanel $unsubscribed";
@@ -97,167 +98,69 @@ impl Plan {
         self.actions.push((address, action));
     }
 
-    /// Decides and writes the plan in one go (`/engage`). `now` (Unix seconds) is the
+    /// Writes the plan in one go (`/engage`), not yet synced. `now` (Unix seconds) is the
     /// `created_at` of entries without a date.
-    pub fn write(self, store: &Store, now: i64) -> Result<Written, StoreError> {
-        self.decide(store, now, &mut InFlight::default())?
-            .apply(store)
+    pub fn write(self, suppressions: &Suppressions, now: i64) -> Result<Written, StoreError> {
+        self.into_writes(now).apply(suppressions, now)
     }
 
-    /// Decides what to write against what is stored — or, for addresses in `inflight`, against
-    /// what earlier batches will have written — and records the outcome in `inflight`.
-    pub fn decide(
-        self,
-        store: &Store,
-        now: i64,
-        inflight: &mut InFlight,
-    ) -> Result<Writes, StoreError> {
-        let batch = inflight.next;
-        inflight.next += 1;
-        let mut writes = Writes {
-            profiles: self.profiles,
-            ..Writes::default()
-        };
-        for (address, action) in self.actions {
-            let state = match inflight.states.get(&address) {
-                Some(&(_, state)) => state,
-                None => State::of(
-                    store.suppression_get(&SuppressionKey::new(
-                        Scope::Global,
-                        address.as_str(),
-                        List::Unsubscribes,
-                    ))?,
-                    now,
-                ),
-            };
-            let after = match (action, state) {
-                (Action::Resubscribe, State::Unsub { .. }) => State::Absent,
-                (Action::Resubscribe, _) => {
-                    writes.unchanged += 1;
-                    continue;
-                }
-                (Action::Suppress { .. }, State::Manual { live: true })
-                | (Action::Suppress { once: true, .. }, State::Unsub { live: true, .. })
-                | (
-                    Action::Suppress { at: None, .. },
-                    State::Unsub {
-                        live: true,
-                        plain: true,
-                        ..
+    /// The writes the plan asks for. What they do depends on what is stored when they are
+    /// applied ([`Rule::Unsubscribed`], [`When::Reason`]), so batches of an import may be
+    /// prepared ahead of the one being written.
+    pub fn into_writes(self, now: i64) -> Writes {
+        let ops = self
+            .actions
+            .into_iter()
+            .map(|(address, action)| {
+                let key = SuppressionKey::new(Scope::Global, address, List::Unsubscribes);
+                match action {
+                    Action::Suppress { at, once } => Op::Add {
+                        key,
+                        entry: entry(at.unwrap_or(now)),
+                        rule: Rule::Unsubscribed {
+                            dated: at.is_some(),
+                            once,
+                        },
+                        unless_allowlisted: false,
                     },
-                ) => {
-                    writes.unchanged += 1;
-                    continue;
+                    Action::Resubscribe => Op::Remove {
+                        key,
+                        when: When::Reason(Reason::Unsub),
+                    },
                 }
-                (Action::Suppress { at, .. }, state) => {
-                    let kept = match state {
-                        State::Unsub {
-                            live: true,
-                            created_at,
-                            ..
-                        } => Some(created_at),
-                        _ => None,
-                    };
-                    State::Unsub {
-                        created_at: at.or(kept).unwrap_or(now),
-                        plain: true,
-                        live: true,
-                    }
-                }
-            };
-            let key = SuppressionKey::new(Scope::Global, address.as_str(), List::Unsubscribes);
-            match after {
-                State::Unsub { created_at, .. } => writes.puts.push((key, entry(created_at))),
-                _ => writes.removes.push(key),
-            }
-            inflight.states.insert(address, (batch, after));
+            })
+            .collect();
+        Writes {
+            ops,
+            profiles: self.profiles,
         }
-        Ok(writes)
-    }
-}
-
-/// What is stored for an address in `global`/`unsubscribes`, as far as the decisions go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Absent,
-    /// An `unsub` entry; `plain`: for all tags and never expiring (what this API writes).
-    Unsub {
-        created_at: i64,
-        plain: bool,
-        live: bool,
-    },
-    /// Any other reason (a manual reject): never changed by this API while it is live.
-    Manual {
-        live: bool,
-    },
-}
-
-impl State {
-    fn of(entry: Option<Suppression>, now: i64) -> State {
-        match entry {
-            None => State::Absent,
-            Some(e) if e.reason == Reason::Unsub => State::Unsub {
-                created_at: e.created_at,
-                plain: e.expires_at.is_none() && e.is_all_tags(),
-                live: !e.is_expired(now),
-            },
-            Some(e) => State::Manual {
-                live: !e.is_expired(now),
-            },
-        }
-    }
-}
-
-/// Decisions of batches that may not be written yet. The import decides batch N+1 while batch
-/// N is being written; without this, an address in both would be judged against a store that
-/// does not show batch N yet (a `false` after a `true` would find nothing to remove).
-#[derive(Debug, Default)]
-pub(super) struct InFlight {
-    /// Address -> (batch that decided it, its state after that batch).
-    states: HashMap<String, (u64, State)>,
-    /// The number of the next batch [`Plan::decide`] decides.
-    next: u64,
-}
-
-impl InFlight {
-    /// The number the next decided batch gets (from 0).
-    pub fn next_batch(&self) -> u64 {
-        self.next
-    }
-
-    /// Batch `batch` and every one before it are in the store: forget their decisions.
-    pub fn written(&mut self, batch: u64) {
-        self.states.retain(|_, (b, _)| *b > batch);
     }
 }
 
 /// The writes a plan came to.
 #[derive(Debug, Default)]
 pub(super) struct Writes {
-    puts: Vec<(SuppressionKey, Suppression)>,
-    removes: Vec<SuppressionKey>,
+    ops: Vec<Op>,
     profiles: Vec<(String, Option<String>)>,
-    unchanged: usize,
 }
 
 impl Writes {
-    /// Writes every new or renewed entry, the re-subscribes (each only if the entry is still
-    /// `unsub`) and the profile changes in one store transaction: all or nothing.
-    pub fn apply(self, store: &Store) -> Result<Written, StoreError> {
-        let suppressed = self.puts.len();
-        let profiles = self.profiles.len();
-        let changes = Changes {
-            puts: self.puts,
-            removes_if_unsub: self.removes,
-            profiles: self.profiles,
+    /// Writes every entry, the re-subscribes (each only if the entry is still `unsub`) and the
+    /// profile changes in one atomic store write, not yet synced.
+    pub fn apply(self, suppressions: &Suppressions, now: i64) -> Result<Written, StoreError> {
+        let outcomes = suppressions.apply_blocking(&self.ops, &self.profiles, now)?;
+        let mut written = Written {
+            profiles: self.profiles.len(),
+            ..Written::default()
         };
-        let resubscribed = store.apply(&changes)?;
-        Ok(Written {
-            suppressed,
-            resubscribed,
-            unchanged: self.unchanged,
-            profiles,
-        })
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Written(_) => written.suppressed += 1,
+                Outcome::Removed => written.resubscribed += 1,
+                _ => written.unchanged += 1,
+            }
+        }
+        Ok(written)
     }
 }
 
@@ -271,11 +174,12 @@ fn entry(created_at: i64) -> Suppression {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, Store, Suppressions) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
-        (dir, s)
+        (dir, s.clone(), Suppressions::new(s))
     }
 
     fn key(a: &str, list: List) -> SuppressionKey {
@@ -288,7 +192,7 @@ mod tests {
 
     #[test]
     fn last_word_per_address_wins() {
-        let (_d, s) = store();
+        let (_d, s, sup) = store();
         let mut p = Plan::default();
         p.suppress("a@x".into(), None, false);
         p.resubscribe("a@x".into());
@@ -296,7 +200,7 @@ mod tests {
         p.suppress("b@x".into(), Some(9), true); // set_once after set: no change
         p.resubscribe("c@x".into());
         p.suppress("c@x".into(), None, true); // set_once after unset: sets
-        let w = p.write(&s, 100).unwrap();
+        let w = p.write(&sup, 100).unwrap();
         assert_eq!(w.suppressed, 2);
         assert!(get(&s, "a@x").is_none());
         let b = get(&s, "b@x").unwrap();
@@ -315,7 +219,7 @@ mod tests {
 
     #[test]
     fn resubscribe_removes_only_unsub_entries() {
-        let (_d, s) = store();
+        let (_d, s, sup) = store();
         s.suppression_put(
             &key("m@x", List::Unsubscribes),
             &Suppression::new(Reason::Custom, 1),
@@ -335,7 +239,7 @@ mod tests {
         for a in ["m@x", "b@x", "u@x", "none@x"] {
             p.resubscribe(a.into());
         }
-        let w = p.write(&s, 100).unwrap();
+        let w = p.write(&sup, 100).unwrap();
         assert_eq!((w.resubscribed, w.unchanged), (1, 3));
         assert_eq!(get(&s, "m@x").unwrap().reason, Reason::Custom);
         assert!(s
@@ -347,7 +251,7 @@ mod tests {
 
     #[test]
     fn suppressing_keeps_manual_entries_and_original_dates() {
-        let (_d, s) = store();
+        let (_d, s, sup) = store();
         s.suppression_put(
             &key("m@x", List::Unsubscribes),
             &Suppression::new(Reason::Custom, 1),
@@ -365,7 +269,7 @@ mod tests {
         for a in ["m@x", "e@x", "o@x"] {
             p.suppress(a.into(), None, false);
         }
-        p.write(&s, 100).unwrap();
+        p.write(&sup, 100).unwrap();
         assert_eq!(get(&s, "m@x").unwrap().reason, Reason::Custom);
         let e = get(&s, "e@x").unwrap();
         assert_eq!(
@@ -381,42 +285,19 @@ mod tests {
         // Once over a live entry: untouched, even with a date.
         let mut p = Plan::default();
         p.suppress("e@x".into(), Some(42), true);
-        assert_eq!(p.write(&s, 100).unwrap().unchanged, 1);
+        assert_eq!(p.write(&sup, 100).unwrap().unchanged, 1);
         assert_eq!(get(&s, "e@x").unwrap().created_at, 7);
     }
 
     #[test]
-    fn decisions_see_batches_not_written_yet() {
-        let (_d, s) = store();
-        let mut inflight = InFlight::default();
-        let mut first = Plan::default();
-        first.suppress("a@x".into(), Some(5), false);
-        first.suppress("b@x".into(), None, false);
-        let first = first.decide(&s, 100, &mut inflight).unwrap();
-        // Decided before the first batch is written: "a" must be found to remove, "b" kept.
-        let mut second = Plan::default();
-        second.resubscribe("a@x".into());
-        second.suppress("b@x".into(), None, true);
-        let second = second.decide(&s, 100, &mut inflight).unwrap();
-        assert_eq!((second.removes.len(), second.unchanged), (1, 1));
-        first.apply(&s).unwrap();
-        inflight.written(0);
-        second.apply(&s).unwrap();
-        inflight.written(1);
-        assert!(get(&s, "a@x").is_none());
-        assert_eq!(get(&s, "b@x").unwrap().created_at, 100);
-        assert!(inflight.states.is_empty());
-    }
-
-    #[test]
     fn profiles_last_word_per_id() {
-        let (_d, s) = store();
+        let (_d, s, sup) = store();
         s.profile_put("u2", "old@x").unwrap();
         let mut p = Plan::default();
         p.profile("u1", Some("a@x".into()));
         p.profile("u1", Some("b@x".into()));
         p.profile("u2", None);
-        assert_eq!(p.write(&s, 0).unwrap().profiles, 2);
+        assert_eq!(p.write(&sup, 0).unwrap().profiles, 2);
         assert_eq!(s.profile_get("u1").unwrap().as_deref(), Some("b@x"));
         assert_eq!(s.profile_get("u2").unwrap(), None);
     }

@@ -8,12 +8,13 @@
 //!
 //! | thread | work |
 //! |---|---|
-//! | reader (the caller) | CSV parsing, row checks, profile lookups, [`Plan::decide`] (reads of the stored entries) |
-//! | writer | [`Writes::apply`]: one store transaction per batch |
+//! | reader (the caller) | CSV parsing, row checks, profile lookups, [`Plan::into_writes`] |
+//! | writer | [`Writes::apply`]: one atomic store write per batch |
 //!
-//! The reader decides at most two batches ahead of the one being written (one waits in the
-//! channel); [`InFlight`] keeps its decisions consistent with batches not written yet. A row
-//! counts as applied once its batch is written.
+//! The reader prepares at most two batches ahead of the one being written (one waits in the
+//! channel); what each write does is decided against the store when it is applied, so batches
+//! see each other in order. A row counts as applied once its batch is written; the caller
+//! syncs before it reports.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -21,11 +22,12 @@ use std::sync::mpsc;
 
 use super::import::{Report, RowError, StopCause, Stopped};
 use super::lines::LfOnly;
-use super::plan::{InFlight, Plan, Writes};
+use super::plan::{Plan, Writes};
 use super::target::DistinctId;
 use super::unsubscribed::Unsubscribed;
 use super::upload::{body_error, BodyError};
 use crate::store::{Store, StoreError};
+use crate::suppression::Suppressions;
 
 /// Rows per import (SPEC §6.3).
 pub(super) const MAX_ROWS: u64 = 1_000_000;
@@ -44,12 +46,18 @@ struct Row {
 /// Reads every row of `input` and applies them in batches. `now` (Unix seconds) is the
 /// `created_at` of rows without a date. Stops only when the input cannot be read to its end or
 /// the store fails.
-pub(super) fn apply_csv(store: &Store, input: impl Read, now: i64) -> Result<Report, Stopped> {
-    apply_csv_limited(store, input, now, MAX_ROWS)
+pub(super) fn apply_csv(
+    suppressions: &Suppressions,
+    store: &Store,
+    input: impl Read,
+    now: i64,
+) -> Result<Report, Stopped> {
+    apply_csv_limited(suppressions, store, input, now, MAX_ROWS)
 }
 
 /// [`apply_csv`] with rows past `max_rows` rejected.
 fn apply_csv_limited(
+    suppressions: &Suppressions,
     store: &Store,
     input: impl Read,
     now: i64,
@@ -61,7 +69,7 @@ fn apply_csv_limited(
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for (batch, writes) in batches {
-                let result = writes.apply(store).map(|_| batch);
+                let result = writes.apply(suppressions, now).map(|_| batch);
                 let failed = result.is_err();
                 if done.send(result).is_err() || failed {
                     break;
@@ -75,7 +83,7 @@ fn apply_csv_limited(
             report: Report::default(),
             rows: Vec::with_capacity(BATCH),
             errors: Vec::new(),
-            inflight: InFlight::default(),
+            next_batch: 0,
             to_writer: Some(to_writer),
             confirmations,
             awaiting: VecDeque::new(),
@@ -104,7 +112,8 @@ struct Reader<'a> {
     rows: Vec<Row>,
     /// Bad rows since the last batch (moved to the report in row order).
     errors: Vec<RowError>,
-    inflight: InFlight,
+    /// The number of the next batch sent to the writer (from 0).
+    next_batch: u64,
     to_writer: Option<mpsc::SyncSender<(u64, Writes)>>,
     confirmations: mpsc::Receiver<Result<u64, StoreError>>,
     /// Batches sent and not yet written: (batch, rows it applies).
@@ -188,8 +197,9 @@ impl Reader<'_> {
         if applied == 0 {
             return Ok(());
         }
-        let batch = self.inflight.next_batch();
-        let writes = plan.decide(self.store, self.now, &mut self.inflight)?;
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        let writes = plan.into_writes(self.now);
         self.awaiting.push_back((batch, applied));
         let sent = self
             .to_writer
@@ -223,7 +233,6 @@ impl Reader<'_> {
                     self.report.applied += rows;
                 }
             }
-            self.inflight.written(batch);
         }
     }
 }
@@ -281,6 +290,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
         (dir, s)
+    }
+
+    fn apply_csv(s: &Store, input: impl Read, now: i64) -> Result<Report, Stopped> {
+        super::apply_csv(&Suppressions::new(s.clone()), s, input, now)
     }
 
     fn key(a: &str, list: List) -> SuppressionKey {
@@ -362,7 +375,14 @@ mod tests {
                 csv.push_str(&format!("user{i}@x.io,true\n"));
             }
         }
-        let r = apply_csv_limited(&s, csv.as_bytes(), 0, BATCH as u64 + 1000).unwrap();
+        let r = apply_csv_limited(
+            &Suppressions::new(s.clone()),
+            &s,
+            csv.as_bytes(),
+            0,
+            BATCH as u64 + 1000,
+        )
+        .unwrap();
         assert_eq!(r.rows, BATCH as u64 + 1500);
         // Unknown ids among the first BATCH + 1000 rows, then every row past the limit.
         assert_eq!(r.rejected, (BATCH as u64 + 1000) / 5 + 500);
