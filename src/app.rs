@@ -106,6 +106,10 @@ impl App {
         if recovered > 0 {
             tracing::info!(count = recovered, "queued messages scheduled for delivery");
         }
+        let imports = crate::http::mailgun::resume_imports(&state)?;
+        if imports > 0 {
+            tracing::info!(count = imports, "unfinished CSV imports applied again");
+        }
         let renderer = Arc::new(Renderer::new(&config, state.tokens.clone(), dkim));
         queue::worker::start(
             &state,

@@ -17,9 +17,9 @@ pub struct AllowEntry {
 }
 
 impl Store {
-    /// Whether `address` (normalised) is allowlisted.
+    /// Whether `address` (normalised) is allowlisted: from memory (see [`super::index`]).
     pub fn is_allowlisted(&self, address: &str) -> Result<bool, StoreError> {
-        Ok(self.read().allowlist.contains_key(address)?)
+        Ok(self.index().is_allowlisted(address))
     }
 
     pub fn allowlist_get(&self, address: &str) -> Result<Option<AllowEntry>, StoreError> {
@@ -63,6 +63,7 @@ impl Store {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Sled(e),
             })?;
+        index.allow(address);
         for key in &removed {
             index.remove(key);
         }
@@ -72,8 +73,10 @@ impl Store {
     /// Removes `address`; whether it was there.
     pub fn allowlist_remove(&self, address: &str) -> Result<bool, StoreError> {
         let t = self.write();
-        let _index = self.index().writer();
-        Ok(t.allowlist.remove(address)?.is_some())
+        let mut index = self.index().writer();
+        let removed = t.allowlist.remove(address)?.is_some();
+        index.disallow(address);
+        Ok(removed)
     }
 
     /// Up to `limit` allowlisted addresses starting with `prefix`, in order: one range scan.

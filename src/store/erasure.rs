@@ -76,6 +76,7 @@ impl Store {
             if t.allowlist.remove(address.as_bytes())?.is_some() {
                 erased.allowlist += 1;
             }
+            index.disallow(address);
         }
         drop(index);
 

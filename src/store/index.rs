@@ -21,7 +21,7 @@
 //! 1,000,000 pairs), and cannot be aimed at. One 16-byte entry per pair in a table that doubles
 //! as it grows: 17 to 34 bytes a pair, about 36 MiB at 1,000,000.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -169,6 +169,9 @@ pub(super) struct SuppressionIndex {
     /// cannot record their effects in the other order than they wrote them. Never taken by
     /// readers.
     writing: Mutex<()>,
+    /// The allowlisted addresses, hashed like the pairs: the RCPT check of a suppressed
+    /// recipient asks it without reading sled (whose large batches hold readers back).
+    allowlisted: RwLock<HashSet<u64, BuildHasherDefault<PassThrough>>>,
     keys: RandomState,
     /// Whether any tombstone (`#…`) was ever recorded: until then RCPT checks skip hashing.
     tombstones: AtomicBool,
@@ -185,16 +188,24 @@ impl SuppressionIndex {
         SuppressionIndex {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             writing: Mutex::new(()),
+            allowlisted: RwLock::default(),
             keys: RandomState::new(),
             tombstones: AtomicBool::new(false),
         }
     }
 
-    /// The index of every entry in the `suppressions` tree.
-    pub fn build(suppressions: &sled::Tree) -> Result<SuppressionIndex, StoreError> {
+    /// The index of every entry in the `suppressions` tree and every address in `allowlist`.
+    pub fn build(
+        suppressions: &sled::Tree,
+        allowlist: &sled::Tree,
+    ) -> Result<SuppressionIndex, StoreError> {
         let index = SuppressionIndex::empty();
         {
             let mut writer = index.writer();
+            for item in allowlist.iter() {
+                let (k, _) = item?;
+                writer.allow(&String::from_utf8_lossy(&k));
+            }
             for item in suppressions.iter() {
                 let (k, v) = item?;
                 if let Some(key) = super::suppressions::parse_key(&k) {
@@ -228,6 +239,15 @@ impl SuppressionIndex {
             .unwrap_or_else(|e| e.into_inner())
             .get(&h)
             .copied()
+    }
+
+    /// Whether `address` (stored form) is allowlisted.
+    pub fn is_allowlisted(&self, address: &str) -> bool {
+        let h = self.hash(ScopeRef::Global, address);
+        self.allowlisted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&h)
     }
 
     /// Whether the store may hold tombstones.
@@ -266,6 +286,20 @@ impl IndexWriter<'_> {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         shard.entry(h).or_default().set(key.list, entry);
+    }
+
+    /// Records that `address` is allowlisted.
+    pub fn allow(&mut self, address: &str) {
+        let h = self.index.hash(ScopeRef::Global, address);
+        let set = self.index.allowlisted.write();
+        set.unwrap_or_else(|e| e.into_inner()).insert(h);
+    }
+
+    /// Records that `address` is no longer allowlisted.
+    pub fn disallow(&mut self, address: &str) {
+        let h = self.index.hash(ScopeRef::Global, address);
+        let set = self.index.allowlisted.write();
+        set.unwrap_or_else(|e| e.into_inner()).remove(&h);
     }
 
     /// Records that `key` holds nothing now.

@@ -12,6 +12,7 @@
 //! | `profiles` | `<distinct id>` | the normalised address (Mixpanel profiles) |
 //! | `profiles_by_address` | `<address> 0x00 <distinct id>` | empty: the reverse index |
 //! | `deletions` | `<task id>` | [`DeletionTask`]: a GDPR/CCPA erasure and how far it got |
+//! | `imports` | `<import id>` | an accepted CSV import not yet applied ([`ImportJob`] + the CSV) |
 //! | `meta` | name | raw bytes (generated secrets and the like) |
 //!
 //! A suppression entry of an erased address is a *tombstone*: the same key and value, with the
@@ -40,6 +41,7 @@ mod changes;
 mod deletions;
 mod erasure;
 mod generation;
+mod imports;
 mod index;
 mod messages;
 mod profiles;
@@ -58,6 +60,7 @@ pub use changes::{Changes, Current, Update};
 pub use deletions::{Compliance, DeletionTask, TaskStatus};
 pub use erasure::Erased;
 pub use generation::Vacuumed;
+pub use imports::ImportJob;
 pub use index::{ScopeRef, Summary};
 pub use messages::{MessageRecord, MessageWatch, Status};
 pub use queue::{QueuedMessage, QueuedRecipient};
@@ -96,11 +99,12 @@ struct Trees {
     profiles: sled::Tree,
     profiles_by_address: sled::Tree,
     deletions: sled::Tree,
+    imports: sled::Tree,
     meta: sled::Tree,
 }
 
 /// Every tree, by name: what a vacuum copies.
-const TREE_NAMES: [&str; 9] = [
+const TREE_NAMES: [&str; 10] = [
     "suppressions",
     "allowlist",
     "queue",
@@ -109,6 +113,7 @@ const TREE_NAMES: [&str; 9] = [
     "profiles",
     "profiles_by_address",
     "deletions",
+    "imports",
     "meta",
 ];
 
@@ -123,6 +128,7 @@ impl Trees {
             profiles: db.open_tree("profiles")?,
             profiles_by_address: db.open_tree("profiles_by_address")?,
             deletions: db.open_tree("deletions")?,
+            imports: db.open_tree("imports")?,
             meta: db.open_tree("meta")?,
             db,
         })
@@ -184,7 +190,7 @@ impl Store {
     pub fn open_with(path: &Path, cache_size: u64) -> Result<Store, StoreError> {
         let layout = generation::Layout::new(path, cache_size);
         let trees = Trees::open(layout.open_current()?)?;
-        let index = index::SuppressionIndex::build(&trees.suppressions)?;
+        let index = index::SuppressionIndex::build(&trees.suppressions, &trees.allowlist)?;
         let tombstones = tombstones::TombstoneKey::load_or_create(&trees.meta)?;
         Ok(Store {
             shared: Arc::new(Shared {

@@ -1,7 +1,8 @@
 //! `POST /v3/{domain}/{resource}/import`: a CSV upload (the first file part of a multipart body,
 //! whatever its field name or filename; ≤ 25 MB). The header row is checked before answering
-//! `202 {"message":"file uploaded successfully"}`; the rows are then applied in the background in
-//! atomic batches. A bad row is logged with its line number and skipped; it never stops the
+//! `202 {"message":"file uploaded successfully"}`, and the upload is kept in the store, synced,
+//! before that answer; the rows are then applied in the background in atomic batches, and an
+//! import cut short by a crash is applied again at the next start ([`resume`]). A bad row is logged with its line number and skipped; it never stops the
 //! good ones.
 
 use std::collections::HashMap;
@@ -9,16 +10,16 @@ use std::collections::HashMap;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use axum::Json;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
 use super::add::multipart_error;
 use super::record::RawRecord;
-use super::{write_batch, Resource, Target};
+use super::{write_batch, Bounces, Complaints, Resource, Target, Unsubscribes};
 use crate::http::auth::ApiKey;
 use crate::http::error::ApiError;
 use crate::state::AppState;
-use crate::store::{Scope, StoreError};
+use crate::store::{ImportJob, Scope, StoreError};
 use crate::suppression::Suppressions;
 
 /// Mailgun's size limit for an import file.
@@ -211,30 +212,86 @@ pub(super) async fn import<R: Resource>(
             message: e.body_text(),
         })?;
     let csv = read_csv(&mut multipart).await?.freeze();
-    let columns = check_header::<R>(&csv)?;
-    let suppressions = state.suppressions.clone();
+    check_header::<R>(&csv)?;
     let scope = target.scope;
     let now = chrono::Utc::now().timestamp();
-    tracing::info!(resource = R::NAME, %scope, bytes = csv.len(), "CSV import accepted");
-    // Tracked, so a graceful shutdown waits for the import to finish.
-    state.tasks.spawn_blocking(move || {
-        let log = |line: Option<u64>, error: &str| {
-            tracing::warn!(resource = R::NAME, %scope, line, error, "CSV import: row skipped");
-        };
-        let applied = apply::<R>(&suppressions, &scope, &columns, &csv, now, log);
-        match applied.and_then(|o| suppressions.sync_blocking().map(|()| o)) {
-            Ok(o) => tracing::info!(
-                resource = R::NAME, %scope, written = o.written, skipped = o.skipped, "CSV import done"
-            ),
-            Err(e) => tracing::error!(
-                resource = R::NAME, %scope, error = %e, "CSV import stopped by a store failure"
-            ),
-        }
-    });
+    let id = crate::id::new_queue_id();
+    let job = ImportJob {
+        resource: R::NAME.to_string(),
+        scope: scope.key(),
+        accepted_at: now,
+    };
+    // The 202 promises the import: the upload is kept, synced, until its rows are.
+    let store = state.store.clone();
+    let (kept_id, kept_csv) = (id.clone(), csv.clone());
+    tokio::task::spawn_blocking(move || store.import_put(&kept_id, &job, &kept_csv))
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(format!("store task: {e}"))))??;
+    state.store.flush().await?;
+    tracing::info!(resource = R::NAME, %scope, import_id = %id, bytes = csv.len(), "CSV import accepted");
+    run::<R>(&state, id, scope, csv, now);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "message": "file uploaded successfully" })),
     ))
+}
+
+/// Applies an accepted import in the background (tracked, so a graceful shutdown waits for
+/// it) and forgets it once its rows are synced.
+fn run<R: Resource>(state: &AppState, id: String, scope: Scope, csv: Bytes, now: i64) {
+    let suppressions = state.suppressions.clone();
+    let store = state.store.clone();
+    state.tasks.spawn_blocking(move || {
+        let columns = match check_header::<R>(&csv) {
+            Ok(columns) => columns,
+            Err(e) => {
+                tracing::error!(resource = R::NAME, import_id = %id, error = %e, "CSV import dropped");
+                return;
+            }
+        };
+        let log = |line: Option<u64>, error: &str| {
+            tracing::warn!(resource = R::NAME, %scope, line, error, "CSV import: row skipped");
+        };
+        let applied = apply::<R>(&suppressions, &scope, &columns, &csv, now, log);
+        let done = applied.and_then(|o| {
+            suppressions.sync_blocking()?;
+            store.import_remove(&id)?;
+            Ok(o)
+        });
+        match done {
+            Ok(o) => tracing::info!(
+                resource = R::NAME, %scope, import_id = %id, written = o.written, skipped = o.skipped, "CSV import done"
+            ),
+            Err(e) => tracing::error!(
+                resource = R::NAME, %scope, import_id = %id, error = %e, "CSV import stopped by a store failure; it is applied again at the next start"
+            ),
+        }
+    });
+}
+
+/// At start: applies again every import accepted before quell stopped and not finished;
+/// how many.
+pub fn resume(state: &AppState) -> Result<usize, StoreError> {
+    let pending = state.store.imports_pending()?;
+    let count = pending.len();
+    for (id, job, csv) in pending {
+        let csv = Bytes::from(csv);
+        let Some(scope) = Scope::parse(&job.scope) else {
+            tracing::error!(import_id = %id, "kept CSV import has no valid scope; dropped");
+            state.store.import_remove(&id)?;
+            continue;
+        };
+        match job.resource.as_str() {
+            Unsubscribes::NAME => run::<Unsubscribes>(state, id, scope, csv, job.accepted_at),
+            Bounces::NAME => run::<Bounces>(state, id, scope, csv, job.accepted_at),
+            Complaints::NAME => run::<Complaints>(state, id, scope, csv, job.accepted_at),
+            _ => {
+                tracing::error!(import_id = %id, "kept CSV import names no resource; dropped");
+                state.store.import_remove(&id)?;
+            }
+        }
+    }
+    Ok(count)
 }
 
 #[cfg(test)]

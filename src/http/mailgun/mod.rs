@@ -42,6 +42,8 @@ use complaints::Complaints;
 use record::{RawRecord, RecordError};
 use unsubscribes::Unsubscribes;
 
+pub use import::resume as resume_imports;
+
 /// The Mailgun suppression routes, merged into the HTTP router by [`crate::http::router`].
 pub fn router() -> Router<AppState> {
     Router::new()
