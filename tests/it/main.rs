@@ -5,6 +5,7 @@ mod binary;
 mod cli;
 mod config_files;
 mod dkim;
+mod durability;
 mod erasure;
 mod http;
 mod landing;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod process;
 pub mod smtp_client;
 pub mod tls;
 pub mod upstream;
