@@ -1,7 +1,9 @@
 //! Delivery workers: `upstream.connections` tasks, each owning one upstream connection, take
 //! queue ids from the [`Scheduler`] and make one delivery attempt per id.
 //!
-//! Per recipient: `250` marks the copy `sent`; a 4xx or a connection failure keeps it queued
+//! Per recipient, at every attempt: a recipient the suppression list names now (it unsubscribed,
+//! bounced or was added while its copy waited) is not sent to and its copy is `rejected`;
+//! otherwise `250` marks the copy `sent`; a 4xx or a connection failure keeps it queued
 //! (`deferred`) for the next attempt; a 5xx marks it `bounced`, and a 5.1.x adds a `global`
 //! `hard-bounce` suppression. After `queue.max_age` deferred copies fail for good.
 
@@ -18,6 +20,7 @@ use super::upstream::{SendError, Upstream};
 use super::Jobs;
 use crate::id::now_secs;
 use crate::metrics::Metrics;
+use crate::policy::Verdict;
 use crate::shutdown::CancellationToken;
 use crate::state::AppState;
 use crate::store::{
@@ -80,7 +83,8 @@ pub fn recover(state: &AppState) -> Result<usize, StoreError> {
     Ok(queued.len())
 }
 
-/// One delivery attempt of queue entry `id`.
+/// One delivery attempt of queue entry `id`: each recipient is checked against the suppression
+/// list as it is now, then sent its copy (SPEC §2).
 async fn attempt(
     state: &AppState,
     upstream: &Upstream,
@@ -98,9 +102,19 @@ async fn attempt(
         return Ok(());
     };
     message.attempts += 1;
+    // An untagged message is checked against entries for all mail only, which is the same
+    // decision as with no tags and is answered from memory.
+    let tags = (!message.tags.is_empty()).then(|| message.tags.clone());
     let analysis = renderer.analyze(&body);
     let mut deferred: Vec<(QueuedRecipient, SendError)> = Vec::new();
     for rcpt in std::mem::take(&mut message.recipients) {
+        let verdict = state
+            .policy
+            .check(&message.sender, &rcpt.address, tags.as_deref())?;
+        if let Verdict::Suppressed { scope, reason } = verdict {
+            suppressed(state, &rcpt, &scope, reason)?;
+            continue;
+        }
         let copy = renderer.render(&body, &analysis, &message, &rcpt);
         let started = Instant::now();
         let result = upstream
@@ -160,6 +174,35 @@ async fn attempt(
     if !message.recipients.is_empty() {
         state.scheduler.after(message.id.clone(), delay);
     }
+    Ok(())
+}
+
+/// A recipient suppressed since the message was accepted: not sent, the copy `rejected`, with
+/// the entry's scope and reason. Counted as the suppressed recipients dropped after DATA are:
+/// accepted, then never forwarded.
+fn suppressed(
+    state: &AppState,
+    rcpt: &QueuedRecipient,
+    scope: &Scope,
+    reason: Reason,
+) -> Result<(), StoreError> {
+    Metrics::inc(&state.metrics.suppression_hits);
+    Metrics::inc(&state.metrics.recipients_dropped);
+    // The scope's kind only: a sender scope names an address.
+    let kind = match scope {
+        Scope::Global => "global",
+        Scope::Domain(_) => "domain",
+        Scope::Sender(_) => "sender",
+    };
+    tracing::info!(md_id = %rcpt.md_id, outcome = "suppressed", action = "drop", scope = kind, reason = reason.as_str(), "recipient");
+    state.store.message_update(&rcpt.md_id, |r| {
+        r.status = Status::Rejected;
+        r.updated_at = now_secs();
+        r.last_reply = Some(format!(
+            "suppressed before delivery: {scope} {}",
+            reason.as_str()
+        ));
+    })?;
     Ok(())
 }
 
