@@ -1,9 +1,13 @@
 //! Delivery workers: `upstream.connections` tasks, each owning one upstream connection, take
 //! queue ids from the [`Scheduler`] and make one delivery attempt per id.
 //!
-//! Per recipient: `250` marks the copy `sent`; a 4xx or a connection failure keeps it queued
+//! Per recipient, at every attempt: a recipient the suppression list names now (it unsubscribed,
+//! bounced or was added while its copy waited) is not sent to and its copy is `rejected`;
+//! otherwise `250` marks the copy `sent`; a 4xx or a connection failure keeps it queued
 //! (`deferred`) for the next attempt; a 5xx marks it `bounced`, and a 5.1.x adds a `global`
-//! `hard-bounce` suppression. After `queue.max_age` deferred copies fail for good.
+//! `hard-bounce` suppression. After `queue.max_age` deferred copies fail for good. A copy
+//! that is done leaves the queue entry durably before the next one is tried, so a crash in
+//! the middle of a message's recipients sends no accepted copy again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,10 +22,12 @@ use super::upstream::{SendError, Upstream};
 use super::Jobs;
 use crate::id::now_secs;
 use crate::metrics::Metrics;
+use crate::policy::Verdict;
 use crate::shutdown::CancellationToken;
 use crate::state::AppState;
 use crate::store::{
-    QueuedRecipient, Reason, Scope, Status, StoreError, Suppression, SuppressionKey,
+    QueuedMessage, QueuedRecipient, Reason, Scope, Status, Store, StoreError, Suppression,
+    SuppressionKey,
 };
 
 /// Starts the workers on `tracker`; they stop at `shutdown` after the attempt in progress.
@@ -80,7 +86,9 @@ pub fn recover(state: &AppState) -> Result<usize, StoreError> {
     Ok(queued.len())
 }
 
-/// One delivery attempt of queue entry `id`.
+/// One delivery attempt of queue entry `id`: each recipient is checked against the suppression
+/// list as it is now, then sent its copy. Every copy that is done — accepted, failed for good
+/// or suppressed — leaves the entry durably before the next copy is tried (SPEC §2).
 async fn attempt(
     state: &AppState,
     upstream: &Upstream,
@@ -98,69 +106,159 @@ async fn attempt(
         return Ok(());
     };
     message.attempts += 1;
+    let attempts = message.attempts;
+    let expired = now_secs().saturating_sub(message.received_at)
+        >= state.config.queue.max_age.as_secs() as i64;
+    // An untagged message is checked against entries for all mail only, which is the same
+    // decision as with no tags and is answered from memory.
+    let tags = (!message.tags.is_empty()).then(|| message.tags.clone());
     let analysis = renderer.analyze(&body);
-    let mut deferred: Vec<(QueuedRecipient, SendError)> = Vec::new();
-    for rcpt in std::mem::take(&mut message.recipients) {
-        let copy = renderer.render(&body, &analysis, &message, &rcpt);
-        let started = Instant::now();
-        let result = upstream
-            .send(connection, &message.sender, &rcpt.address, &copy)
-            .await;
-        drop(copy);
-        Metrics::inc(&state.metrics.upstream_sends);
-        state.metrics.upstream_latency_us.fetch_add(
-            started.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        match result {
-            Ok(reply) => {
-                Metrics::inc(&state.metrics.recipients_forwarded);
-                tracing::info!(md_id = %rcpt.md_id, outcome = "relayed", attempts = message.attempts, "recipient");
-                record(state, &rcpt.md_id, Status::Sent, message.attempts, reply)?;
+    for rcpt in message.recipients.clone() {
+        let verdict = state
+            .policy
+            .check(&message.sender, &rcpt.address, tags.as_deref())?;
+        let done = match verdict {
+            Verdict::Suppressed { scope, reason } => {
+                suppressed(state, &rcpt, &scope, reason)?;
+                true
             }
-            Err(e) if e.transient => {
-                Metrics::inc(&state.metrics.recipients_deferred);
-                tracing::info!(md_id = %rcpt.md_id, outcome = "deferred", attempts = message.attempts, reply = %e.reply, "recipient");
-                record(
-                    state,
-                    &rcpt.md_id,
-                    Status::Deferred,
-                    message.attempts,
-                    e.reply.clone(),
-                )?;
-                deferred.push((rcpt, e));
+            Verdict::Allow => {
+                let copy = renderer.render(&body, &analysis, &message, &rcpt);
+                match send(state, upstream, connection, &message.sender, &rcpt, &copy).await {
+                    Ok(reply) => {
+                        relayed(state, &rcpt, attempts, reply)?;
+                        true
+                    }
+                    Err(e) if e.transient => {
+                        deferred(state, &rcpt, attempts, &e)?;
+                        if expired {
+                            bounce(state, &rcpt, attempts, &given_up(attempts, &e))?;
+                        }
+                        expired
+                    }
+                    Err(e) => {
+                        bounce(state, &rcpt, attempts, &e)?;
+                        true
+                    }
+                }
             }
-            Err(e) => bounce(state, &rcpt, message.attempts, &e)?,
+        };
+        if done {
+            finish(store, &mut message, &rcpt).await?;
         }
     }
-    let now = now_secs();
-    let expired =
-        now.saturating_sub(message.received_at) >= state.config.queue.max_age.as_secs() as i64;
-    if expired {
-        for (rcpt, e) in &deferred {
-            let e = SendError {
-                transient: false,
-                reply: format!(
-                    "gave up after {} attempts (queue.max_age); last reply: {}",
-                    message.attempts, e.reply
-                ),
-            };
-            bounce(state, rcpt, message.attempts, &e)?;
-        }
-        deferred.clear();
+    if message.recipients.is_empty() {
+        return Ok(()); // the last copy done took the entry with it
     }
-    message.recipients = deferred.into_iter().map(|(r, _)| r).collect();
-    let delay = backoff(&state.config.queue, message.attempts);
-    if !message.recipients.is_empty() {
-        message.next_attempt_at = now + delay.as_secs() as i64;
-    }
+    let delay = backoff(&state.config.queue, attempts);
+    message.next_attempt_at = now_secs() + delay.as_secs() as i64;
+    // Not flushed here: losing this write to a crash only brings the next attempt forward.
     store.queue_update(&message)?;
-    // Delivered copies must not be sent again after a crash.
-    store.flush().await?;
-    if !message.recipients.is_empty() {
-        state.scheduler.after(message.id.clone(), delay);
-    }
+    state.scheduler.after(message.id.clone(), delay);
     Ok(())
+}
+
+/// Takes a done copy off the queue entry (the entry and its bytes go with the last one) and
+/// makes that durable before the next copy is tried. After this flush no retry and no restart
+/// after a crash sends the copy again; a crash before it may send an accepted copy twice, as
+/// in any at-least-once relay.
+async fn finish(
+    store: &Store,
+    message: &mut QueuedMessage,
+    rcpt: &QueuedRecipient,
+) -> Result<(), StoreError> {
+    message.recipients.retain(|r| r.md_id != rcpt.md_id);
+    store.queue_update(message)?;
+    store.flush().await
+}
+
+/// One upstream transaction for `rcpt`'s copy, timed and counted.
+async fn send(
+    state: &AppState,
+    upstream: &Upstream,
+    connection: &mut Option<AsyncSmtpConnection>,
+    sender: &str,
+    rcpt: &QueuedRecipient,
+    copy: &[u8],
+) -> Result<String, SendError> {
+    let started = Instant::now();
+    let result = upstream.send(connection, sender, &rcpt.address, copy).await;
+    Metrics::inc(&state.metrics.upstream_sends);
+    state.metrics.upstream_latency_us.fetch_add(
+        started.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    result
+}
+
+/// A recipient suppressed since the message was accepted: not sent, the copy `rejected`, with
+/// the entry's scope and reason. Counted as the suppressed recipients dropped after DATA are:
+/// accepted, then never forwarded.
+fn suppressed(
+    state: &AppState,
+    rcpt: &QueuedRecipient,
+    scope: &Scope,
+    reason: Reason,
+) -> Result<(), StoreError> {
+    Metrics::inc(&state.metrics.suppression_hits);
+    Metrics::inc(&state.metrics.recipients_dropped);
+    // The scope's kind only: a sender scope names an address.
+    let kind = match scope {
+        Scope::Global => "global",
+        Scope::Domain(_) => "domain",
+        Scope::Sender(_) => "sender",
+    };
+    tracing::info!(md_id = %rcpt.md_id, outcome = "suppressed", action = "drop", scope = kind, reason = reason.as_str(), "recipient");
+    state.store.message_update(&rcpt.md_id, |r| {
+        r.status = Status::Rejected;
+        r.updated_at = now_secs();
+        r.last_reply = Some(format!(
+            "suppressed before delivery: {scope} {}",
+            reason.as_str()
+        ));
+    })?;
+    Ok(())
+}
+
+/// The upstream accepted the copy.
+fn relayed(
+    state: &AppState,
+    rcpt: &QueuedRecipient,
+    attempts: u32,
+    reply: String,
+) -> Result<(), StoreError> {
+    Metrics::inc(&state.metrics.recipients_forwarded);
+    tracing::info!(md_id = %rcpt.md_id, outcome = "relayed", attempts, "recipient");
+    record(state, &rcpt.md_id, Status::Sent, attempts, reply)
+}
+
+/// A 4xx or a connection failure: the copy stays queued for the next attempt.
+fn deferred(
+    state: &AppState,
+    rcpt: &QueuedRecipient,
+    attempts: u32,
+    e: &SendError,
+) -> Result<(), StoreError> {
+    Metrics::inc(&state.metrics.recipients_deferred);
+    tracing::info!(md_id = %rcpt.md_id, outcome = "deferred", attempts, reply = %e.reply, "recipient");
+    record(
+        state,
+        &rcpt.md_id,
+        Status::Deferred,
+        attempts,
+        e.reply.clone(),
+    )
+}
+
+/// The permanent failure of a copy still deferred after `queue.max_age`.
+fn given_up(attempts: u32, last: &SendError) -> SendError {
+    SendError {
+        transient: false,
+        reply: format!(
+            "gave up after {attempts} attempts (queue.max_age); last reply: {}",
+            last.reply
+        ),
+    }
 }
 
 fn record(

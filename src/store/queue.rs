@@ -17,7 +17,7 @@ pub struct QueuedRecipient {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedMessage {
     pub id: String,
-    /// Envelope sender; empty for the null sender `<>`.
+    /// Envelope sender, normalised as at MAIL; empty for the null sender `<>`.
     pub sender: String,
     /// Recipients not yet delivered or failed.
     pub recipients: Vec<QueuedRecipient>,

@@ -286,3 +286,69 @@ async fn kill_9_with_100_queued_then_restart_delivers_each_exactly_once() {
     ids.dedup();
     assert_eq!(ids.len(), 100);
 }
+
+#[tokio::test]
+async fn kill_9_in_the_middle_of_a_message_never_sends_an_accepted_copy_again() {
+    let upstream = FakeUpstream::start().await;
+    let rcpts: Vec<String> = (1..=10).map(|i| format!("r{i}@example.net")).collect();
+    // Copies 1-4 are accepted; the 5th transaction hangs after its message.
+    upstream.script_rcpt(&rcpts[4], Script::Stall);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), upstream.addr.port());
+    let mut q = spawn(&config).await;
+    let mut c = SmtpClient::connect(q.smtp).await;
+    c.expect("EHLO app.test", "250").await;
+    c.expect("MAIL FROM:<app@example.com>", "250").await;
+    for rcpt in &rcpts {
+        c.expect(&format!("RCPT TO:<{rcpt}>"), "250").await;
+    }
+    c.expect("DATA", "354").await;
+    // An unsubscribe link per recipient: one rendered copy, one transaction each.
+    let reply = c
+        .data(&message("", "Bye: *|UNSUB:https://x.example/bye|*"))
+        .await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let id = crate::support::queue_id(&reply);
+    c.cmd("QUIT").await;
+
+    let first = upstream.wait_for(4).await;
+    upstream.wait_stalled(1).await;
+    let to: Vec<&str> = first.iter().map(|r| r.to[0].as_str()).collect();
+    assert_eq!(
+        to,
+        rcpts[..4].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    q.child.start_kill().unwrap();
+    q.child.wait().await.unwrap();
+
+    upstream.script_rcpt(&rcpts[4], Script::Accept);
+    let mut q = spawn(&config).await;
+    upstream.wait_for(10).await;
+    // A clean stop ends the attempt in progress; after it nothing more can arrive.
+    assert_eq!(unsafe_kill(q.child.id().unwrap() as i32, "TERM"), 0);
+    let status = tokio::time::timeout(WAIT, q.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let counts: Vec<(&str, usize)> = rcpts
+        .iter()
+        .map(|r| (r.as_str(), upstream.deliveries_to(r)))
+        .collect();
+    let once: Vec<(&str, usize)> = rcpts.iter().map(|r| (r.as_str(), 1)).collect();
+    assert_eq!(counts, once, "copies delivered per recipient");
+    for r in &rcpts[..4] {
+        assert_eq!(upstream.attempts(r), 1, "{r} was tried again");
+    }
+    for copy in upstream.received() {
+        let text = copy.text();
+        assert!(text.contains("/u/") && !text.contains("*|UNSUB"), "{text}");
+    }
+    let store = quell::store::Store::open(&dir.path().join("data")).unwrap();
+    assert_eq!(store.queue_len(), 0);
+    for n in 1..=10 {
+        let record = store.message_get(&format!("{id}.{n}")).unwrap().unwrap();
+        assert_eq!(record.status, quell::store::Status::Sent, "{record:?}");
+    }
+}

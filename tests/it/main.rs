@@ -4,6 +4,7 @@ mod admin;
 mod binary;
 mod cli;
 mod config_files;
+mod delivery;
 mod dkim;
 mod durability;
 mod erasure;

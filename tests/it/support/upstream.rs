@@ -21,6 +21,9 @@ pub enum Script {
     Bounce,
     /// `550 5.7.1 policy` (permanent but not a hard bounce)
     Refuse,
+    /// `250` to RCPT, then the message is read and its end never answered: the transaction
+    /// hangs until the client goes away (a crash in the middle of a delivery).
+    Stall,
 }
 
 /// A message the upstream accepted.
@@ -47,6 +50,8 @@ struct Inner {
     per_rcpt: HashMap<String, Script>,
     received: Vec<Received>,
     rcpt_attempts: HashMap<String, usize>,
+    /// Transactions left hanging by [`Script::Stall`].
+    stalled: usize,
 }
 
 /// TLS and AUTH the fake upstream offers.
@@ -137,6 +142,30 @@ impl FakeUpstream {
         self.received()
     }
 
+    /// How many accepted messages were addressed to `rcpt`.
+    pub fn deliveries_to(&self, rcpt: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .received
+            .iter()
+            .filter(|r| r.to.iter().any(|t| t == rcpt))
+            .count()
+    }
+
+    /// Waits until at least `n` transactions hang after their message ([`Script::Stall`]).
+    pub async fn wait_stalled(&self, n: usize) {
+        let mut rx = self.count.clone();
+        let stalled = || self.inner.lock().unwrap().stalled;
+        tokio::time::timeout(WAIT, async {
+            while stalled() < n {
+                let _ = rx.changed().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{n} transactions did not stall (got {})", stalled()));
+    }
+
     /// Waits until RCPT for `rcpt` has been tried at least `n` times.
     pub async fn wait_attempts(&self, rcpt: &str, n: usize) {
         let mut rx = self.count.clone();
@@ -198,6 +227,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     let mut from = String::new();
     let mut to = Vec::new();
     let mut user: Option<String> = None;
+    let mut stall = false;
     loop {
         let mut line = String::new();
         if r.read_line(&mut line).await? == 0 {
@@ -236,6 +266,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             } else {
                 from = addr_of(&line);
                 to.clear();
+                stall = false;
                 "250 2.1.0 ok\r\n".into()
             }
         } else if upper.starts_with("RCPT TO:") {
@@ -259,6 +290,11 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 Script::Defer => "451 4.3.0 try again later\r\n".into(),
                 Script::Bounce => "550 5.1.1 no such user\r\n".into(),
                 Script::Refuse => "550 5.7.1 refused by policy\r\n".into(),
+                Script::Stall => {
+                    stall = true;
+                    to.push(rcpt);
+                    "250 2.1.5 ok\r\n".into()
+                }
             }
         } else if upper.starts_with("DATA") {
             r.get_mut().write_all(b"354 go ahead\r\n").await?;
@@ -277,6 +313,16 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                     &l[..]
                 };
                 data.extend_from_slice(l);
+            }
+            if stall {
+                ctx.inner.lock().unwrap().stalled += 1;
+                ctx.tx.send_modify(|_| {});
+                // No answer: wait for the client to go away.
+                let mut rest = Vec::new();
+                while r.read_until(b'\n', &mut rest).await? > 0 {
+                    rest.clear();
+                }
+                return Ok(None);
             }
             let n = {
                 let mut g = ctx.inner.lock().unwrap();
