@@ -29,6 +29,7 @@ use crate::store::{
     QueuedMessage, QueuedRecipient, Reason, Scope, Status, Store, StoreError, Suppression,
     SuppressionKey,
 };
+use crate::suppression::{Op, Outcome, Rule};
 
 /// Starts the workers on `tracker`; they stop at `shutdown` after the attempt in progress.
 pub fn start(
@@ -132,12 +133,12 @@ async fn attempt(
                     Err(e) if e.transient => {
                         deferred(state, &rcpt, attempts, &e)?;
                         if expired {
-                            bounce(state, &rcpt, attempts, &given_up(attempts, &e))?;
+                            bounce(state, &rcpt, attempts, &given_up(attempts, &e)).await?;
                         }
                         expired
                     }
                     Err(e) => {
-                        bounce(state, &rcpt, attempts, &e)?;
+                        bounce(state, &rcpt, attempts, &e).await?;
                         true
                     }
                 }
@@ -277,8 +278,10 @@ fn record(
     Ok(())
 }
 
-/// A permanent failure: the copy is `bounced`; a 5.1.x also suppresses the address globally.
-fn bounce(
+/// A permanent failure: the copy is `bounced`; a 5.1.x also suppresses the address globally
+/// (synced before the record says `bounced`), never weakening an entry already there and never
+/// for an allowlisted address (Mandrill's rule).
+async fn bounce(
     state: &AppState,
     rcpt: &QueuedRecipient,
     attempts: u32,
@@ -286,15 +289,7 @@ fn bounce(
 ) -> Result<(), StoreError> {
     Metrics::inc(&state.metrics.recipients_bounced);
     tracing::info!(md_id = %rcpt.md_id, outcome = "bounced", attempts, reply = %e.reply, "recipient");
-    record(
-        state,
-        &rcpt.md_id,
-        Status::Bounced,
-        attempts,
-        e.reply.clone(),
-    )?;
-    // An allowlisted address is never suppressed (Mandrill's rule): record no entry for it.
-    if e.is_hard_bounce() && !state.store.is_allowlisted(&rcpt.address)? {
+    if e.is_hard_bounce() {
         let now = now_secs();
         let entry = Suppression {
             reason: Reason::HardBounce,
@@ -310,9 +305,21 @@ fn bounce(
             md_id: Some(rcpt.md_id.clone()),
             code: e.code(),
         };
-        let key = SuppressionKey::new(Scope::Global, rcpt.address.clone(), entry.reason.list());
-        state.store.suppression_put(&key, &entry)?;
-        tracing::info!(md_id = %rcpt.md_id, scope = "global", reason = "hard-bounce", "suppression added");
+        let op = Op::Add {
+            key: SuppressionKey::new(Scope::Global, rcpt.address.clone(), entry.reason.list()),
+            entry,
+            rule: Rule::Strengthen,
+            unless_allowlisted: true,
+        };
+        if let Some(Outcome::Written(_)) = state.suppressions.apply(vec![op]).await?.pop() {
+            tracing::info!(md_id = %rcpt.md_id, scope = "global", reason = "hard-bounce", "suppression added");
+        }
     }
-    Ok(())
+    record(
+        state,
+        &rcpt.md_id,
+        Status::Bounced,
+        attempts,
+        e.reply.clone(),
+    )
 }

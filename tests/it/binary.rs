@@ -1,91 +1,10 @@
 //! The real binary: config errors exit 2, SIGTERM drains and exits 0, and a `kill -9` with
 //! messages queued loses nothing and duplicates nothing.
 
-use std::path::Path;
-use std::process::Stdio;
+use tokio::process::Command;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-use crate::support::{message, FakeUpstream, Script, SmtpClient, API_KEY, WAIT};
-
-const BIN: &str = env!("CARGO_BIN_EXE_quell");
-
-fn write_config(dir: &Path, upstream_port: u16) -> std::path::PathBuf {
-    let path = dir.join("quell.toml");
-    let text = format!(
-        r#"
-[smtp]
-listen = "127.0.0.1:0"
-[upstream]
-host = "127.0.0.1"
-port = {upstream_port}
-connections = 4
-timeout = "10s"
-[queue]
-retry_initial = "100ms"
-retry_max = "300ms"
-[http]
-listen = "127.0.0.1:0"
-api_keys = ["{API_KEY}"]
-[storage]
-path = "{}"
-"#,
-        dir.join("data").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// A running quell process and the addresses it logged.
-struct Running {
-    child: Child,
-    smtp: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-}
-
-async fn spawn(config: &Path) -> Running {
-    quell::tls::install_crypto_provider();
-    let mut child = Command::new(BIN)
-        .args(["serve", "-c"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .env_remove("QUELL_CONFIG")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn quell");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut smtp, mut http) = (None, None);
-    tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let addr = || {
-                line.split("addr=")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
-                    .and_then(|a| a.parse().ok())
-            };
-            if line.contains("smtp listening") {
-                smtp = addr();
-            } else if line.contains("http listening") {
-                http = addr();
-            } else if line.contains("quell ready") {
-                return;
-            }
-        }
-        panic!("quell exited before it was ready");
-    })
-    .await
-    .expect("quell ready in time");
-    // Keep draining stderr so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running {
-        child,
-        smtp: smtp.expect("smtp address logged"),
-        http: http.expect("http address logged"),
-    }
-}
+use crate::support::process::{spawn, write_config, BIN};
+use crate::support::{message, FakeUpstream, Script, SmtpClient, WAIT};
 
 #[tokio::test]
 async fn check_config_accepts_the_default_and_names_the_bad_key() {
@@ -190,7 +109,7 @@ async fn check_config_accepts_the_default_and_names_the_bad_key() {
 async fn sigterm_drains_and_exits_zero() {
     let upstream = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), upstream.addr.port());
+    let config = write_config(dir.path(), upstream.addr.port(), "");
     let mut q = spawn(&config).await;
     let ready = reqwest::get(format!("http://{}/readyz", q.http))
         .await
@@ -223,7 +142,7 @@ async fn kill_9_with_100_queued_then_restart_delivers_each_exactly_once() {
     let upstream = FakeUpstream::start().await;
     upstream.script(Script::Defer);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), upstream.addr.port());
+    let config = write_config(dir.path(), upstream.addr.port(), "");
     let mut q = spawn(&config).await;
     let mut c = SmtpClient::connect(q.smtp).await;
     c.expect("EHLO app.test", "250").await;
@@ -294,7 +213,7 @@ async fn kill_9_in_the_middle_of_a_message_never_sends_an_accepted_copy_again() 
     // Copies 1-4 are accepted; the 5th transaction hangs after its message.
     upstream.script_rcpt(&rcpts[4], Script::Stall);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), upstream.addr.port());
+    let config = write_config(dir.path(), upstream.addr.port(), "");
     let mut q = spawn(&config).await;
     let mut c = SmtpClient::connect(q.smtp).await;
     c.expect("EHLO app.test", "250").await;

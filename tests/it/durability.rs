@@ -354,3 +354,40 @@ async fn a_one_click_unsubscribe_survives_kill_9_after_its_answer() {
     );
     q.kill_9().await;
 }
+
+#[tokio::test]
+async fn a_hard_bounce_suppression_survives_kill_9_once_the_copy_is_bounced() {
+    let node = Node::new().await;
+    node.upstream
+        .script_rcpt("gone@example.net", crate::support::Script::Bounce);
+    let q = node.start().await;
+    let mut c = SmtpClient::connect(q.smtp).await;
+    c.expect("EHLO app.test", "250").await;
+    c.expect("MAIL FROM:<app@example.com>", "250").await;
+    c.expect("RCPT TO:<gone@example.net>", "250").await;
+    c.expect("DATA", "354").await;
+    let reply = c.data(&message("", "hello")).await;
+    let md_id = quell::id::md_id(&crate::support::queue_id(&reply), 1);
+    // The entry is synced before the record says `bounced`.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let r = http()
+                .get(q.url(&format!("/api/messages/{md_id}")))
+                .bearer_auth(API_KEY)
+                .send()
+                .await
+                .unwrap();
+            if r.status().is_success() && r.json::<Value>().await.unwrap()["status"] == "bounced" {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the copy bounced");
+    q.kill_9().await;
+
+    let q = node.start().await;
+    assert_eq!(entries(&q, "gone@example.net").await, ["global bounces"]);
+    q.kill_9().await;
+}

@@ -339,6 +339,21 @@ async fn per_tag_records_the_message_tags() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_per_tag_clicks_for_one_address_keep_every_tag() {
+    let q = Quell::start_with(|c| c.unsubscribe.per_tag = true).await;
+    for round in 0..200 {
+        let rcpt = format!("r{round}@example.net");
+        let (_, a) = message_tagged(&q, &rcpt, SENDER, None, &["a"]);
+        let (_, b) = message_tagged(&q, &rcpt, SENDER, None, &["b"]);
+        let (ra, rb) = tokio::join!(one_click(&q, &a), one_click(&q, &b));
+        assert_eq!((ra.status(), rb.status()), (StatusCode::OK, StatusCode::OK));
+        let mut tags = sender_entry(&q, SENDER, &rcpt).unwrap().tags;
+        tags.sort();
+        assert_eq!(tags, ["a", "b"], "round {round}");
+    }
+}
+
 #[tokio::test]
 async fn the_null_sender_unsubscribes_globally() {
     let q = Quell::start().await;

@@ -3,6 +3,7 @@
 mod admin;
 mod binary;
 mod cli;
+mod concurrency;
 mod config_files;
 mod delivery;
 mod dkim;
