@@ -101,7 +101,7 @@ async fn attempt(
     let Some(mut message) = store.queue_get(id)? else {
         return Ok(()); // already delivered
     };
-    let Some(body) = store.spool_get(id)? else {
+    let Some(body) = store.spool_read(id).await? else {
         tracing::error!("queue entry without its message bytes; dropping it");
         store.queue_remove(id)?;
         return Ok(());

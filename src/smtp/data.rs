@@ -86,7 +86,7 @@ impl Session {
             next_attempt_at: 0,
         };
         let body = self.with_trace_header(&queue_id, content);
-        if let Err(e) = self.state.store.enqueue(&queued, &body, &records) {
+        if let Err(e) = self.state.store.enqueue(&queued, body, &records).await {
             tracing::error!(error = %e, "cannot store message");
             return Reply::local_error();
         }

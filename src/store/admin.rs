@@ -211,8 +211,8 @@ mod tests {
             .is_empty());
     }
 
-    #[test]
-    fn queue_pages_oldest_first() {
+    #[tokio::test]
+    async fn queue_pages_oldest_first() {
         let (_d, s) = store();
         for id in ["000000000002AA", "000000000001AA", "000000000003AA"] {
             let m = QueuedMessage {
@@ -227,7 +227,7 @@ mod tests {
                 attempts: 0,
                 next_attempt_at: 0,
             };
-            s.enqueue(&m, b"x", &[]).unwrap();
+            s.enqueue(&m, b"x".to_vec(), &[]).await.unwrap();
         }
         let ids = |v: Vec<QueuedMessage>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
         assert_eq!(

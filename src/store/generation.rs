@@ -108,12 +108,14 @@ impl Layout {
         }
     }
 
-    /// Opens the current generation, deleting leftovers of earlier ones.
-    pub fn open_current(&self) -> Result<sled::Db, StoreError> {
+    /// Opens the current generation, deleting leftovers of earlier ones; the database and its
+    /// directory.
+    pub fn open_current(&self) -> Result<(sled::Db, PathBuf), StoreError> {
         let current = self.current()?;
-        let db = open_when_released(&self.sled_config(&self.dir(current)))?;
+        let dir = self.dir(current);
+        let db = open_when_released(&self.sled_config(&dir))?;
         self.remove_all_but(current)?;
-        Ok(db)
+        Ok((db, dir))
     }
 
     /// Deletes every generation other than `keep`.
@@ -342,9 +344,10 @@ impl Store {
         let exclusive = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let held = std::time::Instant::now();
         replayed += replay_journals(journals, &db)?;
-        db.flush()?;
+        let trees = Trees::open(db, &dir)?;
+        trees.sync()?;
         layout.set_current(next)?;
-        self.shared.trees.store(Arc::new(Trees::open(db)?));
+        self.shared.trees.store(Arc::new(trees));
         drop(exclusive);
         let writes_held = held.elapsed();
         drop(old);

@@ -7,7 +7,7 @@
 //! | `suppressions` | `<scope> 0x00 <address> 0x00 <list>` (scope `global`, `domain:<d>`, `sender:<a>`; list `u`/`b`/`c`) | [`Suppression`] |
 //! | `allowlist` | `<address>` | [`AllowEntry`] |
 //! | `queue` | `<queue id>` | [`QueuedMessage`]: envelope and recipients still to deliver |
-//! | `spool` | `<queue id>` | the message bytes as received (CRLF, dot-unstuffed) |
+//! | `spool` | `<queue id>` | empty: message bytes of stores written before the spool became files, moved to `spool/` at start |
 //! | `messages` | `<md_id>` = `<queue id>.<n>` | [`MessageRecord`] per recipient copy |
 //! | `profiles` | `<distinct id>` | the normalised address (Mixpanel profiles) |
 //! | `profiles_by_address` | `<address> 0x00 <distinct id>` | empty: the reverse index |
@@ -23,9 +23,11 @@
 //!
 //! # Durability
 //!
-//! Writes become durable at [`Store::flush`]: sled writes its log with `sync_file_range`, so a
-//! flushed write survives a crash of the process (`kill -9`) but, unlike `fsync`, not
-//! necessarily a power loss. sled also flushes in the background every 500 ms.
+//! Writes become durable at [`Store::flush`]: sled writes its log (with `sync_file_range`),
+//! then the log and any new blob files are `fdatasync`ed and the spool directory's new entries
+//! synced, so a flushed write survives a crash of the process, of the kernel and a power loss.
+//! Concurrent callers share one flush (group commit). Message bytes are files of their own
+//! ([`spool`]), each `fdatasync`ed before it is renamed into place.
 //!
 //! # Generations
 //!
@@ -46,10 +48,12 @@ mod index;
 mod messages;
 mod profiles;
 mod queue;
+mod spool;
 mod suppressions;
 mod tombstones;
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 
@@ -91,6 +95,12 @@ pub enum StoreError {
 /// The sled database of one generation and its trees (see [`generation`]).
 struct Trees {
     db: sled::Db,
+    /// The generation's directory.
+    dir: PathBuf,
+    /// sled's log file, opened for syncing it (see [`Trees::sync`]).
+    log: File,
+    /// The highest blob file name (sled names them by log position) already synced.
+    blobs_synced: AtomicU64,
     suppressions: sled::Tree,
     allowlist: sled::Tree,
     queue: sled::Tree,
@@ -118,8 +128,11 @@ const TREE_NAMES: [&str; 10] = [
 ];
 
 impl Trees {
-    fn open(db: sled::Db) -> Result<Trees, StoreError> {
+    fn open(db: sled::Db, dir: &Path) -> Result<Trees, StoreError> {
         Ok(Trees {
+            log: File::open(dir.join("db"))?,
+            dir: dir.to_path_buf(),
+            blobs_synced: AtomicU64::new(0),
             suppressions: db.open_tree("suppressions")?,
             allowlist: db.open_tree("allowlist")?,
             queue: db.open_tree("queue")?,
@@ -133,6 +146,43 @@ impl Trees {
             db,
         })
     }
+
+    /// Makes every write so far durable for real: sled's `flush` writes its buffers with
+    /// `sync_file_range`, which neither flushes the disk's write cache nor syncs metadata, so
+    /// the log is then `fdatasync`ed, and so is every blob file sled wrote since the last call
+    /// (values over 128 KiB go to a file of their own, written without a sync) with their
+    /// directory. Blocking.
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.log.sync_data()?;
+        let blobs = self.dir.join("blobs");
+        let entries = match std::fs::read_dir(&blobs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let synced = self.blobs_synced.load(AtomicOrdering::SeqCst);
+        let mut highest = synced;
+        for entry in entries {
+            let entry = entry?;
+            let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if n > synced {
+                File::open(entry.path())?.sync_data()?;
+                highest = highest.max(n);
+            }
+        }
+        if highest > synced {
+            File::open(&blobs)?.sync_all()?;
+            self.blobs_synced.fetch_max(highest, AtomicOrdering::SeqCst);
+        }
+        Ok(())
+    }
 }
 
 /// What every clone of a [`Store`] shares.
@@ -144,6 +194,8 @@ struct Shared {
     gate: RwLock<()>,
     /// The store directory and its generation layout.
     layout: generation::Layout,
+    /// Message bytes, one file each (see [`spool`]).
+    spool: spool::Spool,
     /// What the suppression entries say at RCPT time, in memory (see [`index`]).
     index: index::SuppressionIndex,
     /// The key of the tombstone hash (see [`tombstones`]).
@@ -189,20 +241,26 @@ impl Store {
     /// Like [`Store::open`], with `cache_size` bytes of sled page cache.
     pub fn open_with(path: &Path, cache_size: u64) -> Result<Store, StoreError> {
         let layout = generation::Layout::new(path, cache_size);
-        let trees = Trees::open(layout.open_current()?)?;
+        let (db, dir) = layout.open_current()?;
+        let trees = Trees::open(db, &dir)?;
+        let spool = spool::Spool::open(path)?;
         let index = index::SuppressionIndex::build(&trees.suppressions, &trees.allowlist)?;
         let tombstones = tombstones::TombstoneKey::load_or_create(&trees.meta)?;
-        Ok(Store {
+        let store = Store {
             shared: Arc::new(Shared {
                 trees: ArcSwap::from_pointee(trees),
                 gate: RwLock::new(()),
                 layout,
+                spool,
                 index,
                 tombstones,
                 flush_tickets: AtomicU64::new(0),
                 flushed: tokio::sync::Mutex::new(0),
             }),
-        })
+        };
+        store.spool_migrate()?;
+        store.spool_collect()?;
+        Ok(store)
     }
 
     /// The current generation, for reading.
@@ -240,7 +298,9 @@ impl Store {
         &self.shared.index
     }
 
-    /// Makes every write so far durable (see the module docs for how far that goes).
+    /// Makes every write so far durable: synced with `fdatasync`/`fsync`, data and the
+    /// metadata that finds it, so it survives a crash of the process, of the kernel and a
+    /// power loss (see [`Trees::sync`] and [`spool`]).
     ///
     /// Not `flush_async`: sled 0.34 runs that on its own pool of 7 threads, and concurrent
     /// flushes there wait for a log write that sled queues on the same pool behind them, so
@@ -259,12 +319,15 @@ impl Store {
             return Ok(());
         }
         let covers = shared.flush_tickets.load(AtomicOrdering::SeqCst);
-        let db = self.read().db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| {
-                StoreError::Sled(sled::Error::ReportableBug(format!("flush task: {e}")))
-            })??;
+        let trees = self.shared.trees.load_full();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            trees.sync()?;
+            this.shared.spool.sync()?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(format!("flush task: {e}"))))??;
         *flushed = covers;
         Ok(())
     }

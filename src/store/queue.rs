@@ -1,5 +1,5 @@
 //! The durable delivery queue: one [`QueuedMessage`] per accepted transaction in `queue`, its
-//! bytes in `spool`.
+//! bytes in a spool file ([`super::spool`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,19 +30,22 @@ pub struct QueuedMessage {
 }
 
 impl Store {
-    /// Writes an accepted transaction: its bytes, a record per recipient copy, then the queue
-    /// entry (last, so an entry never exists without its bytes). Call [`Store::flush`] before
-    /// acknowledging.
-    pub fn enqueue(
+    /// Writes an accepted transaction: its bytes (a synced spool file, written on the blocking
+    /// pool), a record per recipient copy, then the queue entry (last, so an entry never exists
+    /// without its bytes). Call [`Store::flush`] before acknowledging.
+    pub async fn enqueue(
         &self,
         message: &QueuedMessage,
-        body: &[u8],
+        body: Vec<u8>,
         records: &[MessageRecord],
     ) -> Result<(), StoreError> {
-        let t = self.write();
         if !message.recipients.is_empty() {
-            t.spool.insert(message.id.as_bytes(), body)?;
+            let (this, id) = (self.clone(), message.id.clone());
+            tokio::task::spawn_blocking(move || this.shared.spool.write(&id, &body))
+                .await
+                .map_err(|e| StoreError::Io(std::io::Error::other(format!("spool task: {e}"))))??;
         }
+        let t = self.write();
         for record in records {
             t.messages.insert(record.id.as_bytes(), encode(record))?;
         }
@@ -74,9 +77,8 @@ impl Store {
 
     /// Removes the entry and its bytes; whether it existed.
     pub fn queue_remove(&self, id: &str) -> Result<bool, StoreError> {
-        let t = self.write();
-        let existed = t.queue.remove(id)?.is_some();
-        t.spool.remove(id)?;
+        let existed = self.write().queue.remove(id)?.is_some();
+        self.shared.spool.remove(id)?;
         Ok(existed)
     }
 
@@ -94,8 +96,42 @@ impl Store {
         self.read().queue.len()
     }
 
-    /// The bytes of a queued transaction.
-    pub fn spool_get(&self, id: &str) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.read().spool.get(id)?)
+    /// The bytes of a queued transaction, read on the blocking pool (up to 25 MiB).
+    pub async fn spool_read(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (this, id) = (self.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || this.shared.spool.read(&id))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(format!("spool task: {e}"))))?
+            .map_err(StoreError::from)
+    }
+
+    /// Moves message bytes that a store written before the spool became files still holds in
+    /// its `spool` tree into spool files, synced. At open, before anything else runs.
+    pub(super) fn spool_migrate(&self) -> Result<(), StoreError> {
+        let t = self.read();
+        if t.spool.is_empty() {
+            return Ok(());
+        }
+        for item in t.spool.iter() {
+            let (k, v) = item?;
+            self.shared.spool.write(&String::from_utf8_lossy(&k), &v)?;
+        }
+        self.shared.spool.sync()?;
+        t.spool.clear()?;
+        t.sync()
+    }
+
+    /// Deletes spool files without a queue entry (a crash between the file and the entry, or
+    /// after the entry's removal). At open, before deliveries start.
+    pub(super) fn spool_collect(&self) -> Result<usize, StoreError> {
+        let t = self.read();
+        let mut removed = 0;
+        for id in self.shared.spool.ids()? {
+            if !t.queue.contains_key(id.as_bytes())? {
+                self.shared.spool.remove(&id)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }

@@ -534,7 +534,10 @@ async fn queue_delete_bounces_the_waiting_copies() {
     assert_eq!(body["bounced"], 2);
     let store = &api.q.state.store;
     assert!(store.queue_get(&id).unwrap().is_none());
-    assert!(store.spool_get(&id).unwrap().is_none(), "the bytes go too");
+    assert!(
+        store.spool_read(&id).await.unwrap().is_none(),
+        "the bytes go too"
+    );
     for n in [2, 3] {
         let r = store.message_get(&format!("{id}.{n}")).unwrap().unwrap();
         assert_eq!(r.status, Status::Bounced);
