@@ -391,3 +391,123 @@ async fn a_hard_bounce_suppression_survives_kill_9_once_the_copy_is_bounced() {
     assert_eq!(entries(&q, "gone@example.net").await, ["global bounces"]);
     q.kill_9().await;
 }
+
+/// One line of an `strace -f -y` trace: the calls that matter here, completed.
+#[derive(Debug)]
+struct Call {
+    /// The call with its arguments (paths shown by `-y`), as written when it started.
+    text: String,
+}
+
+/// The completed calls of a trace, in the order they returned: a call interrupted by another
+/// thread's (`<unfinished ...>`) counts where it resumed.
+fn completed_calls(trace: &str) -> Vec<Call> {
+    let mut pending: std::collections::HashMap<String, String> = Default::default();
+    let mut calls = Vec::new();
+    for line in trace.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(start) = rest.strip_suffix(" <unfinished ...>") {
+            pending.insert(pid.to_string(), start.to_string());
+        } else if rest.starts_with("<... ") {
+            if let Some(start) = pending.remove(pid) {
+                calls.push(Call {
+                    text: format!("{start} {rest}"),
+                });
+            }
+        } else {
+            calls.push(Call {
+                text: rest.to_string(),
+            });
+        }
+    }
+    calls
+}
+
+#[tokio::test]
+async fn a_syscall_trace_shows_a_covering_sync_before_every_acknowledgement() {
+    let node = Node::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let trace_arg = trace.to_str().unwrap();
+    let q = crate::support::process::spawn_under(
+        &[
+            "strace",
+            "-f",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2,sendto,write,writev",
+            "-o",
+            trace_arg,
+        ],
+        &node.config,
+    )
+    .await;
+    let mut c = SmtpClient::connect(q.smtp).await;
+    c.expect("EHLO app.test", "250").await;
+    c.expect("MAIL FROM:<app@example.com>", "250").await;
+    c.expect("RCPT TO:<reader@example.net>", "250").await;
+    c.expect("DATA", "354").await;
+    let reply = c.data(&message("", "traced")).await;
+    let queue_id = crate::support::queue_id(&reply);
+    let r = mailgun(&q, "unsubscribes")
+        .await
+        .json(&json!({"address": "traced@example.net"}))
+        .send()
+        .await
+        .unwrap();
+    ok(r, "unsubscribes add").await;
+    // The traced quell is strace's child: kill it by its own pid, named by the trace.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let quell_pid = text.split_whitespace().next().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-9", &quell_pid])
+        .status()
+        .unwrap();
+    let mut child = q.child;
+    child.wait().await.unwrap();
+    let calls = completed_calls(&std::fs::read_to_string(&trace).unwrap());
+    let position = |what: &str, found: &dyn Fn(&str) -> bool| {
+        calls
+            .iter()
+            .position(|c| found(&c.text))
+            .unwrap_or_else(|| panic!("no {what} in the trace"))
+    };
+    let synced_between = |from: usize, to: usize, found: &dyn Fn(&str) -> bool| {
+        calls[from..to]
+            .iter()
+            .any(|c| found(&c.text) && c.text.ends_with("= 0"))
+    };
+    let is_log_sync = |t: &str| {
+        (t.starts_with("fdatasync(") || t.starts_with("fsync(")) && t.contains("/data/db>")
+    };
+
+    // SMTP: the file synced, renamed into place, its directory and sled's log synced, then 250.
+    let file_synced = position("spool file sync", &|t| {
+        t.starts_with("fdatasync(") && t.contains(&format!("spool/tmp/{queue_id}>"))
+    });
+    let renamed = position("spool rename", &|t| {
+        t.starts_with("rename") && t.contains(&format!("spool/{queue_id}\""))
+    });
+    let acknowledged = position("the 250", &|t| {
+        t.contains(&format!("250 2.0.0 Ok: queued as {}", &queue_id[..8]))
+    });
+    assert!(file_synced < renamed && renamed < acknowledged);
+    assert!(
+        synced_between(renamed, acknowledged, &|t| t.starts_with("fsync(")
+            && t.contains("/data/spool>")),
+        "the spool directory is synced after the rename and before the 250"
+    );
+    assert!(
+        synced_between(renamed, acknowledged, &is_log_sync),
+        "sled's log is synced after the queue entry and before the 250"
+    );
+
+    // HTTP: sled's log synced after the 250 and before the API's 200.
+    let answered = position("the API answer", &|t| t.contains("HTTP/1.1 200 OK"));
+    assert!(
+        synced_between(acknowledged, answered, &is_log_sync),
+        "sled's log is synced before the 200"
+    );
+}

@@ -63,8 +63,22 @@ impl Running {
 
 /// Starts `quell serve -c config` and waits for its readiness line.
 pub async fn spawn(config: &Path) -> Running {
+    spawn_under(&[], config).await
+}
+
+/// [`spawn`] under a wrapper command (`wrapper` followed by quell's own command line), such as
+/// `strace -o FILE`.
+pub async fn spawn_under(wrapper: &[&str], config: &Path) -> Running {
     quell::tls::install_crypto_provider();
-    let mut child = Command::new(BIN)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = command
         .args(["serve", "-c"])
         .arg(config)
         .env("RUST_LOG", "info")
