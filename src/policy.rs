@@ -1,119 +1,63 @@
-//! The suppression decision (SPEC §3): may mail from `sender` reach `recipient`?
+//! The suppression decision (SPEC §3) with the `[suppression]` rules: which senders are
+//! transactional. The decision itself is the store's ([`Store::verdict`]).
 //!
-//! Checked at RCPT without tags (entries for all mail, `*`), and again after DATA with the
-//! message's tags for entries that name tags.
+//! Checked at RCPT without tags (entries for all mail, `*`), and again after DATA and at every
+//! delivery attempt with the message's tags for entries that name tags.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::address::domain_of;
 use crate::config::SuppressionConfig;
 use crate::id::now_secs;
-use crate::store::{Reason, Scope, ScopeRef, Store, StoreError};
-
-/// The outcome for one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Allow,
-    Suppressed { scope: Scope, reason: Reason },
-}
+pub use crate::store::Verdict;
+use crate::store::{Query, Store, StoreError};
 
 /// Reads the store with the `[suppression]` rules.
 #[derive(Clone, Debug)]
 pub struct Policy {
     store: Store,
-    config: Arc<SuppressionConfig>,
+    /// `suppression.transactional_senders`, normalised.
+    transactional: Arc<HashSet<String>>,
 }
 
 impl Policy {
     pub fn new(store: Store, config: SuppressionConfig) -> Policy {
         Policy {
             store,
-            config: Arc::new(config),
+            transactional: Arc::new(
+                config
+                    .transactional_senders
+                    .iter()
+                    .map(|s| s.trim().to_lowercase())
+                    .collect(),
+            ),
         }
     }
 
     /// The verdict for normalised `sender` (empty for `<>`) and `recipient`. `tags` is `None` at
     /// RCPT time, when only entries for all mail apply, and the message's tags after DATA.
-    ///
-    /// Answered from the in-memory index (one probe per scope that applies to the sender, no
-    /// allocation for a recipient without entries); sled is read only for what the index
-    /// cannot decide (an expiry that has come, tag-scoped entries after DATA) and for the
-    /// allowlist once an entry applies.
     pub fn check(
         &self,
         sender: &str,
         recipient: &str,
         tags: Option<&[String]>,
     ) -> Result<Verdict, StoreError> {
-        // The recipient's own entries and, if it was erased, its tombstones.
-        let tombstone = self.store.tombstone_if_any(recipient);
-        let addresses = [Some(recipient), tombstone.as_deref()];
-        let scopes = [
-            Some(ScopeRef::Global),
-            domain_of(sender).map(ScopeRef::Domain),
-            (!sender.is_empty()).then_some(ScopeRef::Sender(sender)),
-        ];
-        let mut transactional = None;
-        let now = now_secs();
-        for scope in scopes.into_iter().flatten() {
-            for address in addresses.into_iter().flatten() {
-                let Some(summary) = self.store.suppression_summary(scope, address) else {
-                    continue;
-                };
-                let transactional = *transactional.get_or_insert_with(|| {
-                    !sender.is_empty()
-                        && self
-                            .config
-                            .transactional_senders
-                            .iter()
-                            .any(|s| s == sender)
-                });
-                let applies = |reason: Reason| !(transactional && reason == Reason::Unsub);
-                let reason = if summary.needs_tree(now, tags.is_some()) {
-                    self.applying_in_tree(scope, address, tags, now, applies)?
-                } else {
-                    summary.all_mail_reasons().find(|r| applies(*r))
-                };
-                if let Some(reason) = reason {
-                    // Read only now: most checks find no applying entry and need no allowlist.
-                    if self.store.is_allowlisted(recipient)? {
-                        return Ok(Verdict::Allow);
-                    }
-                    return Ok(Verdict::Suppressed {
-                        scope: scope.to_scope(),
-                        reason,
-                    });
-                }
-            }
-        }
-        Ok(Verdict::Allow)
-    }
-
-    /// The reason of the first entry in the tree for `address` in `scope` that applies.
-    fn applying_in_tree(
-        &self,
-        scope: ScopeRef<'_>,
-        address: &str,
-        tags: Option<&[String]>,
-        now: i64,
-        applies: impl Fn(Reason) -> bool,
-    ) -> Result<Option<Reason>, StoreError> {
-        let entries = self.store.suppressions_of(&scope.to_scope(), address)?;
-        Ok(entries.into_iter().find_map(|(_, entry)| {
-            let matches = match tags {
-                None => entry.is_all_tags(),
-                Some(tags) => entry.matches_tags(tags),
-            };
-            (matches && !entry.is_expired(now) && applies(entry.reason)).then_some(entry.reason)
-        }))
+        self.store.verdict(&Query {
+            sender,
+            recipient,
+            tags,
+            transactional: !sender.is_empty() && self.transactional.contains(sender),
+            now: now_secs(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::address::domain_of;
     use crate::config::Config;
-    use crate::store::{AllowEntry, Suppression, SuppressionKey};
+    use crate::store::{AllowEntry, Reason, Scope, Suppression, SuppressionKey};
 
     fn setup(transactional: &[&str]) -> (tempfile::TempDir, Store, Policy) {
         let dir = tempfile::tempdir().unwrap();

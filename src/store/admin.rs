@@ -7,7 +7,7 @@
 
 use std::ops::Bound;
 
-use super::suppressions::parse_key;
+use super::keys::parse_key;
 use super::{decode, QueuedMessage, Scope, Store, StoreError, Suppression, SuppressionKey};
 
 /// Which entries a listing covers: all, one scope, one address (in every scope), or one address

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::suppressions::parse_key;
+use super::keys::parse_key;
 use super::{decode, encode, QueuedMessage, Store, StoreError, Suppression, SuppressionKey};
 
 /// What an erasure removed, by kind (counts only).

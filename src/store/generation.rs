@@ -171,8 +171,7 @@ const JOURNAL_END: &[u8] = b"\xff\xffquell:vacuum:end:";
 
 /// A journal with this many changes or fewer is replayed with writes held back; a longer one
 /// is replayed while writes go on, into a new journal (at most [`CATCH_UP_ROUNDS`] times).
-/// (Low in tests, so that they go through the catch-up rounds.)
-const CATCH_UP_BELOW: usize = if cfg!(test) { 100 } else { 5_000 };
+const CATCH_UP_BELOW: usize = 5_000;
 const CATCH_UP_ROUNDS: u32 = 3;
 
 /// Every change to one tree from [`Journal::start`] on, in order.
@@ -303,10 +302,15 @@ impl Store {
     /// before the call remains in the store's files.
     ///
     /// Blocking: call it on a blocking thread. Writes go on while it copies and are held back
-    /// (reads are not) only while it replays what changed meanwhile and switches over. Followers
-    /// of the old generation ([`Store::watch_message`]) see no further changes; they re-read
-    /// after their timeout. One vacuum at a time.
+    /// (reads are not) only while it replays what changed meanwhile and switches over. One
+    /// vacuum at a time.
     pub fn vacuum(&self) -> Result<Vacuumed, StoreError> {
+        self.vacuum_holding_below(CATCH_UP_BELOW)
+    }
+
+    /// [`Store::vacuum`], replaying journals of at most `hold_below` changes with writes held
+    /// (tests lower it to go through the catch-up rounds).
+    fn vacuum_holding_below(&self, hold_below: usize) -> Result<Vacuumed, StoreError> {
         let layout = &self.shared.layout;
         let old = self.shared.trees.load_full();
         let next = layout.current()? + 1;
@@ -334,7 +338,7 @@ impl Store {
                 .iter()
                 .map(|j| j.recorded.load(Ordering::Relaxed))
                 .sum::<usize>()
-                > CATCH_UP_BELOW
+                > hold_below
         {
             round += 1;
             let next_journals = start_journals(&old, round)?;
@@ -504,7 +508,7 @@ mod tests {
             })
         };
         running.recv().unwrap();
-        let vacuumed = store.vacuum().unwrap();
+        let vacuumed = store.vacuum_holding_below(100).unwrap();
         switched.store(true, Ordering::Relaxed);
         let replayed = vacuumed.replayed;
         assert!(vacuumed.catch_up_rounds > 0, "{vacuumed:?}");

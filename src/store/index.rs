@@ -26,7 +26,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
-use super::{decode, List, Reason, Scope, StoreError, Suppression, SuppressionKey};
+use super::entry::{List, Reason, Scope, Suppression, SuppressionKey};
+use super::{decode, StoreError};
 
 /// A scope, borrowed: what the RCPT check looks up without building a [`Scope`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +209,7 @@ impl SuppressionIndex {
             }
             for item in suppressions.iter() {
                 let (k, v) = item?;
-                if let Some(key) = super::suppressions::parse_key(&k) {
+                if let Some(key) = super::keys::parse_key(&k) {
                     let entry: Suppression = decode("suppressions", &v)?;
                     writer.put(&key, &entry);
                 }

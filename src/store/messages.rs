@@ -1,8 +1,12 @@
 //! Message records (SPEC §5): one per accepted recipient copy, keyed by `md_id`.
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use super::{decode, encode, Store, StoreError};
+
+/// How many record changes a slow listener may fall behind before it misses some (it is told).
+pub(super) const CHANGES_BUFFER: usize = 4096;
 
 /// Where a recipient copy stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +45,15 @@ impl Store {
         self.write()
             .messages
             .insert(record.id.as_bytes(), encode(record))?;
+        self.announce(record);
         Ok(())
+    }
+
+    pub(super) fn announce(&self, record: &MessageRecord) {
+        let changes = &self.shared.message_changes;
+        if changes.receiver_count() > 0 {
+            let _ = changes.send(record.clone());
+        }
     }
 
     pub fn message_get(&self, md_id: &str) -> Result<Option<MessageRecord>, StoreError> {
@@ -61,12 +73,19 @@ impl Store {
             .collect()
     }
 
-    /// Applies `change` to a record and stores it; the new record, or `None` if absent.
+    /// Applies `change` to a record and stores it, atomically with respect to other updates
+    /// (a click and a delivery attempt may update one record at once); the new record, or
+    /// `None` if absent.
     pub fn message_update(
         &self,
         md_id: &str,
         change: impl FnOnce(&mut MessageRecord),
     ) -> Result<Option<MessageRecord>, StoreError> {
+        let _updating = self
+            .shared
+            .message_updates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let Some(mut record) = self.message_get(md_id)? else {
             return Ok(None);
         };
@@ -75,10 +94,10 @@ impl Store {
         Ok(Some(record))
     }
 
-    /// Follows one record: [`MessageWatch::changed`] returns at its next write. Subscribe
-    /// before reading the record so no change is missed in between.
-    pub fn watch_message(&self, md_id: &str) -> MessageWatch {
-        MessageWatch(self.read().messages.watch_prefix(md_id.as_bytes()))
+    /// Every message record written from now on (a copy accepted, delivered, deferred,
+    /// bounced, refused, unsubscribed): the seam where delivery events are heard.
+    pub fn message_changes(&self) -> broadcast::Receiver<MessageRecord> {
+        self.shared.message_changes.subscribe()
     }
 
     /// Removes records created before `cutoff` (Unix seconds); how many. Keys start with the
@@ -93,15 +112,5 @@ impl Store {
             n += 1;
         }
         Ok(n)
-    }
-}
-
-/// A subscription to changes of one message record (see [`Store::watch_message`]).
-pub struct MessageWatch(sled::Subscriber);
-
-impl MessageWatch {
-    /// Waits for the next write to the record.
-    pub async fn changed(&mut self) {
-        (&mut self.0).await;
     }
 }

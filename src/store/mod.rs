@@ -41,16 +41,19 @@ mod admin;
 mod allowlist;
 mod changes;
 mod deletions;
+mod entry;
 mod erasure;
 mod generation;
 mod imports;
 mod index;
+mod keys;
 mod messages;
 mod profiles;
 mod queue;
 mod spool;
 mod suppressions;
 mod tombstones;
+mod verdict;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -62,14 +65,15 @@ use arc_swap::{ArcSwap, Guard};
 pub use allowlist::AllowEntry;
 pub use changes::{Changes, Current, Update};
 pub use deletions::{Compliance, DeletionTask, TaskStatus};
+pub use entry::{List, Reason, Scope, Suppression, SuppressionKey, UnknownName};
 pub use erasure::Erased;
 pub use generation::Vacuumed;
 pub use imports::ImportJob;
-pub use index::{ScopeRef, Summary};
-pub use messages::{MessageRecord, MessageWatch, Status};
+pub use messages::{MessageRecord, Status};
 pub use queue::{QueuedMessage, QueuedRecipient};
-pub use suppressions::{List, Page, Reason, Scope, Suppression, SuppressionKey};
+pub use suppressions::Page;
 pub use tombstones::is_tombstone;
+pub use verdict::{Query, Verdict};
 
 /// sled's page cache unless `storage.cache_size` says otherwise. sled counts what nodes take
 /// on disk, and what they take in memory is about twice that (sled issues #986, #1309). RCPT
@@ -200,6 +204,12 @@ struct Shared {
     index: index::SuppressionIndex,
     /// The key of the tombstone hash (see [`tombstones`]).
     tombstones: tombstones::TombstoneKey,
+    /// Serialises read-modify-writes of message records.
+    message_updates: std::sync::Mutex<()>,
+    /// Every message record written, to whoever listens ([`Store::message_changes`]).
+    message_changes: tokio::sync::broadcast::Sender<MessageRecord>,
+    /// Queued transactions: counted as they come and go, so `/metrics` never scans the tree.
+    queued: AtomicU64,
     /// Flush requests taken (a ticket each) ...
     flush_tickets: AtomicU64,
     /// ... and the highest ticket a finished flush covers; one flush runs at a time.
@@ -246,6 +256,7 @@ impl Store {
         let spool = spool::Spool::open(path)?;
         let index = index::SuppressionIndex::build(&trees.suppressions, &trees.allowlist)?;
         let tombstones = tombstones::TombstoneKey::load_or_create(&trees.meta)?;
+        let queued = trees.queue.len() as u64;
         let store = Store {
             shared: Arc::new(Shared {
                 trees: ArcSwap::from_pointee(trees),
@@ -254,6 +265,9 @@ impl Store {
                 spool,
                 index,
                 tombstones,
+                message_updates: std::sync::Mutex::new(()),
+                message_changes: tokio::sync::broadcast::channel(messages::CHANGES_BUFFER).0,
+                queued: AtomicU64::new(queued),
                 flush_tickets: AtomicU64::new(0),
                 flushed: tokio::sync::Mutex::new(0),
             }),

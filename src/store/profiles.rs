@@ -3,13 +3,7 @@
 
 use super::{Store, StoreError};
 
-pub(super) fn reverse_key(address: &str, distinct_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(address.len() + distinct_id.len() + 1);
-    k.extend_from_slice(address.as_bytes());
-    k.push(0);
-    k.extend_from_slice(distinct_id.as_bytes());
-    k
-}
+pub(super) use super::keys::profile_by_address as reverse_key;
 
 impl Store {
     /// Maps `distinct_id` to the normalised `address`, replacing an earlier mapping.

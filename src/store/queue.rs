@@ -1,6 +1,8 @@
 //! The durable delivery queue: one [`QueuedMessage`] per accepted transaction in `queue`, its
 //! bytes in a spool file ([`super::spool`]).
 
+use std::sync::atomic::Ordering;
+
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, MessageRecord, Store, StoreError};
@@ -49,8 +51,17 @@ impl Store {
         for record in records {
             t.messages.insert(record.id.as_bytes(), encode(record))?;
         }
-        if !message.recipients.is_empty() {
-            t.queue.insert(message.id.as_bytes(), encode(message))?;
+        drop(t);
+        for record in records {
+            self.announce(record);
+        }
+        let t = self.write();
+        if !message.recipients.is_empty()
+            && t.queue
+                .insert(message.id.as_bytes(), encode(message))?
+                .is_none()
+        {
+            self.shared.queued.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -78,6 +89,9 @@ impl Store {
     /// Removes the entry and its bytes; whether it existed.
     pub fn queue_remove(&self, id: &str) -> Result<bool, StoreError> {
         let existed = self.write().queue.remove(id)?.is_some();
+        if existed {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+        }
         self.shared.spool.remove(id)?;
         Ok(existed)
     }
@@ -91,9 +105,9 @@ impl Store {
             .collect()
     }
 
-    /// Number of queued transactions.
+    /// Number of queued transactions (a counter: no scan).
     pub fn queue_len(&self) -> usize {
-        self.read().queue.len()
+        self.shared.queued.load(Ordering::Relaxed) as usize
     }
 
     /// The bytes of a queued transaction, read on the blocking pool (up to 25 MiB).

@@ -1,229 +1,11 @@
-//! The suppression list (SPEC §3): `(scope, address, list)` → [`Suppression`].
+//! The suppression list (SPEC §3): `(scope, address, list)` → [`Suppression`], and the reads
+//! and raw writes of it. Writes that depend on what is stored go through [`Store::update`].
 
-use std::fmt;
 use std::ops::Bound;
 
-use serde::{Deserialize, Serialize};
-
-use super::index::{ScopeRef, Summary};
+use super::entry::{List, Scope, Suppression, SuppressionKey};
+use super::keys::{self, address_prefix, scope_prefix, split_tail};
 use super::{decode, encode, Store, StoreError};
-
-/// Whose mail an entry applies to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Every sender (Mandrill rejects, Mixpanel, automatic bounces).
-    Global,
-    /// Any sender at this domain (Mailgun's `/v3/{domain}/…`).
-    Domain(String),
-    /// Exactly this envelope sender (Mandrill's sender-level rejection, set by a click).
-    Sender(String),
-}
-
-impl Scope {
-    /// The scope's key prefix: `global`, `domain:<d>`, `sender:<a>` (lowercased).
-    pub fn key(&self) -> String {
-        match self {
-            Scope::Global => "global".to_string(),
-            Scope::Domain(d) => format!("domain:{}", d.to_ascii_lowercase()),
-            Scope::Sender(a) => format!("sender:{}", a.to_lowercase()),
-        }
-    }
-
-    /// Parses the form [`Scope::key`] writes.
-    pub fn parse(s: &str) -> Option<Scope> {
-        if s == "global" {
-            Some(Scope::Global)
-        } else if let Some(d) = s.strip_prefix("domain:") {
-            (!d.is_empty()).then(|| Scope::Domain(d.to_ascii_lowercase()))
-        } else if let Some(a) = s.strip_prefix("sender:") {
-            (!a.is_empty()).then(|| Scope::Sender(a.to_lowercase()))
-        } else {
-            None
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.key())
-    }
-}
-
-/// The three lists a scope keeps, as Mailgun does: an address may be on several at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum List {
-    Unsubscribes,
-    Bounces,
-    Complaints,
-}
-
-impl List {
-    fn code(self) -> u8 {
-        match self {
-            List::Unsubscribes => b'u',
-            List::Bounces => b'b',
-            List::Complaints => b'c',
-        }
-    }
-
-    fn from_code(c: u8) -> Option<List> {
-        match c {
-            b'u' => Some(List::Unsubscribes),
-            b'b' => Some(List::Bounces),
-            b'c' => Some(List::Complaints),
-            _ => None,
-        }
-    }
-}
-
-/// Why an address is suppressed (Mandrill's reasons).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reason {
-    Unsub,
-    HardBounce,
-    SoftBounce,
-    Spam,
-    Custom,
-}
-
-impl Reason {
-    /// The list an entry with this reason belongs to.
-    pub fn list(self) -> List {
-        match self {
-            Reason::Unsub | Reason::Custom => List::Unsubscribes,
-            Reason::HardBounce | Reason::SoftBounce => List::Bounces,
-            Reason::Spam => List::Complaints,
-        }
-    }
-
-    /// The wire name (`hard-bounce`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Unsub => "unsub",
-            Reason::HardBounce => "hard-bounce",
-            Reason::SoftBounce => "soft-bounce",
-            Reason::Spam => "spam",
-            Reason::Custom => "custom",
-        }
-    }
-}
-
-/// One suppression entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Suppression {
-    pub reason: Reason,
-    /// `["*"]`: all mail; otherwise only messages carrying one of these tags.
-    pub tags: Vec<String>,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds; `None` never expires.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-    /// The message whose click or bounce created the entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub md_id: Option<String>,
-    /// SMTP code of a bounce (Mailgun's `code`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<u16>,
-}
-
-impl Suppression {
-    /// A manual entry for all mail, created now, that never expires.
-    pub fn new(reason: Reason, created_at: i64) -> Suppression {
-        Suppression {
-            reason,
-            tags: vec!["*".to_string()],
-            created_at,
-            expires_at: None,
-            detail: String::new(),
-            md_id: None,
-            code: None,
-        }
-    }
-
-    /// Whether the entry has expired at `now` (Unix seconds).
-    pub fn is_expired(&self, now: i64) -> bool {
-        self.expires_at.is_some_and(|t| t <= now)
-    }
-
-    /// Whether the entry covers all mail rather than some tags.
-    pub fn is_all_tags(&self) -> bool {
-        self.tags.is_empty() || self.tags.iter().any(|t| t == "*")
-    }
-
-    /// Whether the entry applies to a message carrying `tags`.
-    pub fn matches_tags(&self, tags: &[String]) -> bool {
-        self.is_all_tags()
-            || self
-                .tags
-                .iter()
-                .any(|t| tags.iter().any(|m| m.eq_ignore_ascii_case(t)))
-    }
-}
-
-/// The full key of one entry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SuppressionKey {
-    pub scope: Scope,
-    /// Normalised address.
-    pub address: String,
-    pub list: List,
-}
-
-impl SuppressionKey {
-    pub fn new(scope: Scope, address: impl Into<String>, list: List) -> SuppressionKey {
-        SuppressionKey {
-            scope,
-            address: address.into(),
-            list,
-        }
-    }
-
-    pub(super) fn bytes(&self) -> Vec<u8> {
-        let mut k = address_prefix(&self.scope, &self.address);
-        k.push(self.list.code());
-        k
-    }
-}
-
-fn scope_prefix(scope: &Scope) -> Vec<u8> {
-    let mut k = scope.key().into_bytes();
-    k.push(0);
-    k
-}
-
-fn address_prefix(scope: &Scope, address: &str) -> Vec<u8> {
-    let mut k = scope_prefix(scope);
-    k.extend_from_slice(address.as_bytes());
-    k.push(0);
-    k
-}
-
-/// Splits the part of a key after the scope prefix into (address, list).
-fn split_tail(tail: &[u8]) -> Option<(String, List)> {
-    let (&code, rest) = tail.split_last()?;
-    let address = rest.strip_suffix(&[0])?;
-    Some((
-        String::from_utf8(address.to_vec()).ok()?,
-        List::from_code(code)?,
-    ))
-}
-
-/// A whole key (`<scope> 0x00 <address> 0x00 <list>`) parsed.
-pub(super) fn parse_key(bytes: &[u8]) -> Option<SuppressionKey> {
-    let nul = bytes.iter().position(|&b| b == 0)?;
-    let scope = Scope::parse(std::str::from_utf8(&bytes[..nul]).ok()?)?;
-    let (address, list) = split_tail(&bytes[nul + 1..])?;
-    Some(SuppressionKey {
-        scope,
-        address,
-        list,
-    })
-}
 
 /// Paging direction for [`Store::suppression_page`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,22 +61,7 @@ impl Store {
             .transpose()
     }
 
-    /// The tombstone address (`#…`) under which entries of an erased `address` are, once
-    /// the store has any tombstones (until then, `None` without hashing).
-    pub fn tombstone_if_any(&self, address: &str) -> Option<String> {
-        self.index()
-            .has_tombstones()
-            .then(|| self.tombstone_of(address))
-    }
-
-    /// What the entries of the stored `address` in `scope` say at RCPT time, from memory (see
-    /// [`index`](super::index)); `None`: it has none. No disk access and no allocation.
-    pub fn suppression_summary(&self, scope: ScopeRef<'_>, address: &str) -> Option<Summary> {
-        self.index().summary(scope, address)
-    }
-
-    /// Every list's entry for `address` in `scope`: one short prefix scan, for what the
-    /// [`Summary`] cannot decide.
+    /// Every list's entry for `address` in `scope`: one short prefix scan.
     pub fn suppressions_of(
         &self,
         scope: &Scope,
@@ -304,7 +71,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.read().suppressions.scan_prefix(&prefix) {
             let (k, v) = item?;
-            if let Some(list) = k.get(prefix.len()).copied().and_then(List::from_code) {
+            if let Some(list) = keys::list_after(&k, prefix.len()) {
                 out.push((list, decode("suppressions", &v)?));
             }
         }
@@ -447,7 +214,7 @@ impl Store {
                 Ok(kv) => kv,
                 Err(e) => return Some(Err(e.into())),
             };
-            let key = parse_key(&k)?;
+            let key = keys::parse_key(&k)?;
             Some(decode("suppressions", &v).map(|e| (key, e)))
         })
     }
@@ -461,6 +228,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Reason;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -561,7 +329,7 @@ mod tests {
 
     impl Store {
         fn may_be_suppressed_in(&self, scope: &Scope, address: &str) -> bool {
-            self.suppression_summary(scope.into(), address).is_some()
+            self.index().summary(scope.into(), address).is_some()
         }
     }
 

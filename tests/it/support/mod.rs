@@ -111,10 +111,23 @@ impl Quell {
     /// Waits until the record `md_id` has `status`; panics after [`WAIT`].
     pub async fn wait_status(&self, md_id: &str, status: quell::store::Status) {
         let store = &self.state.store;
-        let mut watch = store.watch_message(md_id);
+        // Subscribed before reading, so no change is missed in between.
+        let mut changes = store.message_changes();
         tokio::time::timeout(WAIT, async {
-            while store.message_get(md_id).unwrap().map(|r| r.status) != Some(status) {
-                watch.changed().await;
+            if store.message_get(md_id).unwrap().map(|r| r.status) == Some(status) {
+                return;
+            }
+            loop {
+                match changes.recv().await {
+                    Ok(r) if r.id == md_id && r.status == status => return,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if store.message_get(md_id).unwrap().map(|r| r.status) == Some(status) {
+                            return;
+                        }
+                    }
+                    Err(e) => panic!("message changes: {e}"),
+                }
             }
         })
         .await
