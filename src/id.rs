@@ -28,13 +28,7 @@ pub fn queue_id_of(md_id: &str) -> &str {
     md_id.split_once('.').map(|(q, _)| q).unwrap_or(md_id)
 }
 
-/// Seconds since the Unix epoch: the timestamp of every stored record.
-pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use crate::time::now_secs;
 
 #[cfg(test)]
 mod tests {

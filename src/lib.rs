@@ -18,6 +18,7 @@
 //! | [`http`] | axum router: health, metrics, message records, unsubscribe pages, the management APIs |
 //! | [`mime`] | pure byte rewrites of messages: UNSUB links, footer, headers, tags, DKIM |
 //! | [`metrics`] | process-wide counters rendered as Prometheus text |
+//! | [`time`] | dates on the wire (RFC 2822, RFC 3339, Mandrill's, Unix seconds), read and written in one place |
 //! | [`tls`] | rustls server configuration for STARTTLS and https |
 //! | [`unsubscribe`] | per-recipient unsubscribe tokens and landing pages |
 //! | [`address`] | e-mail address normalisation shared by SMTP and the APIs |
@@ -40,5 +41,6 @@ pub mod smtp;
 pub mod state;
 pub mod store;
 pub mod suppression;
+pub mod time;
 pub mod tls;
 pub mod unsubscribe;

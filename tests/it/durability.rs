@@ -405,9 +405,11 @@ fn completed_calls(trace: &str) -> Vec<Call> {
     let mut pending: std::collections::HashMap<String, String> = Default::default();
     let mut calls = Vec::new();
     for line in trace.lines() {
+        // `PID call…`; strace pads short pids with spaces.
         let Some((pid, rest)) = line.split_once(' ') else {
             continue;
         };
+        let rest = rest.trim_start();
         if let Some(start) = rest.strip_suffix(" <unfinished ...>") {
             pending.insert(pid.to_string(), start.to_string());
         } else if rest.starts_with("<... ") {
@@ -472,7 +474,14 @@ async fn a_syscall_trace_shows_a_covering_sync_before_every_acknowledgement() {
         calls
             .iter()
             .position(|c| found(&c.text))
-            .unwrap_or_else(|| panic!("no {what} in the trace"))
+            .unwrap_or_else(|| {
+                let sync_lines: Vec<&str> = calls
+                    .iter()
+                    .map(|c| c.text.as_str())
+                    .filter(|t| t.contains("sync") || t.contains("rename"))
+                    .collect();
+                panic!("no {what} in the trace: {sync_lines:#?}")
+            })
     };
     let synced_between = |from: usize, to: usize, found: &dyn Fn(&str) -> bool| {
         calls[from..to]

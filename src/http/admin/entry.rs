@@ -3,15 +3,13 @@
 //! every admin route reads. Nothing here touches the store, so a whole request is checked before
 //! any of it is written.
 
-use std::borrow::Cow;
-
-use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::address_error;
 use crate::address::{normalize, AddressError};
 use crate::store::{List, Reason, Scope, Suppression, SuppressionKey};
+use crate::time;
 
 /// Longest tag accepted; tags are message labels, not documents.
 const MAX_TAG_LEN: usize = 256;
@@ -79,24 +77,14 @@ pub(super) fn parse_scope(s: &str) -> Result<Scope, EntryError> {
 
 /// Parses a reason's wire name.
 pub(super) fn parse_reason(s: &str) -> Result<Reason, EntryError> {
-    match s.trim() {
-        "unsub" => Ok(Reason::Unsub),
-        "hard-bounce" => Ok(Reason::HardBounce),
-        "soft-bounce" => Ok(Reason::SoftBounce),
-        "spam" => Ok(Reason::Spam),
-        "custom" => Ok(Reason::Custom),
-        other => Err(EntryError::Reason(other.chars().take(64).collect())),
-    }
+    s.parse()
+        .map_err(|_| EntryError::Reason(s.trim().chars().take(64).collect()))
 }
 
 /// Parses a list's wire name.
 pub(super) fn parse_list(s: &str) -> Result<List, EntryError> {
-    match s.trim() {
-        "unsubscribes" => Ok(List::Unsubscribes),
-        "bounces" => Ok(List::Bounces),
-        "complaints" => Ok(List::Complaints),
-        other => Err(EntryError::List(other.chars().take(64).collect())),
-    }
+    s.parse()
+        .map_err(|_| EntryError::List(s.trim().chars().take(64).collect()))
 }
 
 /// Normalises an address, naming it in the error.
@@ -122,25 +110,12 @@ pub(super) fn parse_stored_address(s: &str) -> Result<String, EntryError> {
 /// Parses an RFC 3339 date, or an RFC 2822 one (also with Mailgun's `UTC` zone), into Unix
 /// seconds.
 pub(super) fn parse_date(field: &'static str, s: &str) -> Result<i64, EntryError> {
-    let t = s.trim();
-    DateTime::parse_from_rfc3339(t)
-        .or_else(|_| DateTime::parse_from_rfc2822(&utc_as_gmt(t)))
-        .map(|d| d.timestamp())
-        .map_err(|_| EntryError::Date {
+    time::parse_rfc3339(s)
+        .or_else(|| time::parse_rfc2822(s))
+        .ok_or_else(|| EntryError::Date {
             field,
             value: s.chars().take(64).collect(),
         })
-}
-
-/// A trailing `UTC` zone, which chrono (strictly RFC 2822) does not know, as `GMT`.
-fn utc_as_gmt(s: &str) -> Cow<'_, str> {
-    let n = s.len();
-    match s.get(n.saturating_sub(4)..) {
-        Some(zone) if zone.eq_ignore_ascii_case(" utc") => {
-            Cow::Owned(format!("{} GMT", &s[..n - 4]))
-        }
-        _ => Cow::Borrowed(s),
-    }
 }
 
 /// One item of `POST /api/suppressions`. The fields `GET` renders are all accepted, so a

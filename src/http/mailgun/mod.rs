@@ -111,7 +111,7 @@ fn render<R: Resource>(address: &str, entry: &Suppression) -> Value {
     R::render_fields(entry, &mut item);
     item.insert(
         "created_at".into(),
-        Value::String(record::rfc2822(entry.created_at)),
+        Value::String(crate::time::rfc2822(entry.created_at)),
     );
     Value::Object(item)
 }

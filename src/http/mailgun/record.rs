@@ -2,9 +2,6 @@
 //! validation into a suppression entry. Every input shape is first gathered into a [`RawRecord`]
 //! so that all of them obey the same rules and produce the same error messages.
 
-use std::borrow::Cow;
-
-use chrono::DateTime;
 use serde_json::Value;
 
 use super::Resource;
@@ -129,30 +126,9 @@ const GO_ZERO_TIME: i64 = -62_135_596_800;
 /// numeric and `GMT`/`UT` zones of the RFC, the `UTC` that Mailgun itself renders. Returns
 /// `None` for Go's zero time, which clients send for "unset".
 pub(super) fn parse_rfc2822(s: &str) -> Result<Option<i64>, RecordError> {
-    let trimmed = s.trim();
-    let secs = DateTime::parse_from_rfc2822(&utc_as_gmt(trimmed))
-        .map_err(|_| RecordError::CreatedAt(s.to_string()))?
-        .timestamp();
+    let secs =
+        crate::time::parse_rfc2822(s).ok_or_else(|| RecordError::CreatedAt(s.to_string()))?;
     Ok((secs != GO_ZERO_TIME).then_some(secs))
-}
-
-/// Mailgun's trailing `UTC` zone, which chrono (strictly RFC 2822) does not know, as `GMT`.
-fn utc_as_gmt(s: &str) -> Cow<'_, str> {
-    let n = s.len();
-    match s.get(n.saturating_sub(4)..) {
-        Some(zone) if zone.eq_ignore_ascii_case(" utc") => {
-            Cow::Owned(format!("{} GMT", &s[..n - 4]))
-        }
-        _ => Cow::Borrowed(s),
-    }
-}
-
-/// Renders Unix seconds the way Mailgun does: `Fri, 21 Oct 2011 11:02:55 UTC`.
-pub(super) fn rfc2822(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .format("%a, %d %b %Y %H:%M:%S UTC")
-        .to_string()
 }
 
 #[cfg(test)]
@@ -168,7 +144,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(t, 1_319_194_975);
-        assert_eq!(rfc2822(t), "Fri, 21 Oct 2011 11:02:55 UTC");
+        assert_eq!(crate::time::rfc2822(t), "Fri, 21 Oct 2011 11:02:55 UTC");
         for same in [
             "Fri, 21 Oct 2011 11:02:55 GMT",
             "Fri, 21 Oct 2011 11:02:55 +0000",

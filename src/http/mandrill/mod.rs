@@ -279,12 +279,7 @@ fn address(given: &str) -> Result<String, MandrillError> {
 }
 
 /// Mandrill's timestamp format, `YYYY-MM-DD HH:MM:SS` in UTC.
-fn mandrill_time(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
+use crate::time::mandrill as mandrill_time;
 
 #[cfg(test)]
 mod tests {

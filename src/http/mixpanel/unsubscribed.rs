@@ -10,13 +10,10 @@
 //! [`UNIX_MIN`] and [`UNIX_MAX`]. Smaller numbers (`1`, `0`) are flags, not dates: `1` must not
 //! mean 1970.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::Value;
 
-/// The smallest number read as Unix seconds (2001-09-09): below it a number is a flag.
-pub(super) const UNIX_MIN: i64 = 1_000_000_000;
-/// The largest number read as Unix seconds (2286-11-20).
-pub(super) const UNIX_MAX: i64 = 9_999_999_999;
+/// Below [`UNIX_MIN`] a number is a flag, not a date.
+pub(super) use crate::time::{UNIX_MAX, UNIX_MIN};
 
 /// What a value asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,30 +91,10 @@ pub(super) fn parse_date(s: &str) -> Option<i64> {
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse::<f64>().ok().and_then(unix_seconds);
     }
-    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-        return Some(dt.timestamp());
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(dt) = NaiveDateTime::parse_from_str(s, format) {
-            return Some(dt.and_utc().timestamp());
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|dt| dt.and_utc().timestamp())
+    crate::time::parse_date(s)
 }
 
-/// `YYYY-…`: meant as a date.
-fn looks_like_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
-}
+use crate::time::looks_like_date;
 
 /// Echoes at most 64 characters of a bad value back in an error.
 fn truncate(s: &str) -> String {
