@@ -21,13 +21,24 @@
 //! 1,000,000 pairs), and cannot be aimed at. One 16-byte entry per pair in a table that doubles
 //! as it grows: 17 to 34 bytes a pair, about 36 MiB at 1,000,000.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
+use serde::Deserialize;
+
 use super::entry::{List, Reason, Scope, Suppression, SuppressionKey};
-use super::{decode, StoreError};
+use super::StoreError;
+
+/// Decodes a stored value into a view that borrows from it.
+fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        tree: "suppressions",
+        source,
+    })
+}
 
 /// A scope, borrowed: what the RCPT check looks up without building a [`Scope`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,10 +106,10 @@ impl Summary {
         (self.0 >> (5 * i)) & 0x1F
     }
 
-    fn set(&mut self, list: List, entry: &Suppression) {
+    fn set(&mut self, list: List, entry: Indexed<'_>) {
         let i = slot_of(list);
         let reason = REASONS.iter().position(|r| *r == entry.reason).unwrap_or(0) as u64;
-        let bits = PRESENT | if entry.is_all_tags() { ALL_MAIL } else { 0 } | (reason << 2);
+        let bits = PRESENT | if entry.all_mail() { ALL_MAIL } else { 0 } | (reason << 2);
         self.0 = (self.0 & !(0x1F << (5 * i))) | (bits << (5 * i));
         if let Some(at) = entry.expires_at {
             let at = at.clamp(1, u32::MAX as i64) as u64;
@@ -135,6 +146,36 @@ impl Summary {
             let s = self.slot(i);
             (s & PRESENT != 0 && s & ALL_MAIL != 0).then(|| REASONS[(s >> 2) as usize & 7])
         })
+    }
+}
+
+/// What the index needs of an entry: read from a stored value without the rest (detail, message
+/// id), so that building the index at start decodes as little as it can.
+#[derive(Debug, Deserialize)]
+struct Indexed<'a> {
+    reason: Reason,
+    #[serde(borrow, default)]
+    tags: Vec<Cow<'a, str>>,
+    #[serde(default)]
+    expires_at: Option<i64>,
+}
+
+impl<'a> Indexed<'a> {
+    fn of(entry: &'a Suppression) -> Indexed<'a> {
+        Indexed {
+            reason: entry.reason,
+            tags: entry
+                .tags
+                .iter()
+                .map(|t| Cow::Borrowed(t.as_str()))
+                .collect(),
+            expires_at: entry.expires_at,
+        }
+    }
+
+    /// As [`Suppression::is_all_tags`].
+    fn all_mail(&self) -> bool {
+        self.tags.is_empty() || self.tags.iter().any(|t| t == "*")
     }
 }
 
@@ -209,13 +250,26 @@ impl SuppressionIndex {
             }
             for item in suppressions.iter() {
                 let (k, v) = item?;
-                if let Some(key) = super::keys::parse_key(&k) {
-                    let entry: Suppression = decode("suppressions", &v)?;
-                    writer.put(&key, &entry);
+                if let Some((pair, address, list)) = super::keys::suppression_parts(&k) {
+                    let entry: Indexed<'_> = decode_borrowed(&v)?;
+                    writer.record(
+                        index.hash_pair(pair),
+                        address.first() == Some(&b'#'),
+                        list,
+                        entry,
+                    );
                 }
             }
         }
         Ok(index)
+    }
+
+    /// The hash of a pair as its key's bytes `<scope> 0x00 <address>` hold it: the same value as
+    /// [`SuppressionIndex::hash`] (SipHash takes its input as one stream, however it is split).
+    fn hash_pair(&self, pair: &[u8]) -> u64 {
+        let mut h = self.keys.build_hasher();
+        h.write(pair);
+        h.finish()
     }
 
     fn hash(&self, scope: ScopeRef<'_>, address: &str) -> u64 {
@@ -277,16 +331,26 @@ pub(super) struct IndexWriter<'a> {
 impl IndexWriter<'_> {
     /// Records that `key` now holds `entry`.
     pub fn put(&mut self, key: &SuppressionKey, entry: &Suppression) {
-        if super::is_tombstone(&key.address) {
+        let h = self.index.hash(ScopeRef::from(&key.scope), &key.address);
+        self.record(
+            h,
+            super::is_tombstone(&key.address),
+            key.list,
+            Indexed::of(entry),
+        );
+    }
+
+    /// Records that the pair hashed `h` holds `entry` on `list`.
+    fn record(&mut self, h: u64, tombstone: bool, list: List, entry: Indexed<'_>) {
+        if tombstone {
             self.index.tombstones.store(true, Ordering::Relaxed);
         }
-        let h = self.index.hash(ScopeRef::from(&key.scope), &key.address);
         let mut shard = self
             .index
             .shard(h)
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        shard.entry(h).or_default().set(key.list, entry);
+        shard.entry(h).or_default().set(list, entry);
     }
 
     /// Records that `address` is allowlisted.
@@ -326,6 +390,21 @@ mod tests {
 
     fn key(scope: Scope, address: &str, list: List) -> SuppressionKey {
         SuppressionKey::new(scope, address, list)
+    }
+
+    #[test]
+    fn a_pair_hashes_the_same_from_its_key_bytes() {
+        let i = SuppressionIndex::empty();
+        for scope in [
+            Scope::Global,
+            Scope::Domain("d.io".into()),
+            Scope::Sender("a@d.io".into()),
+        ] {
+            let k = key(scope.clone(), "x@y.io", List::Bounces).bytes();
+            let (pair, address, list) = super::super::keys::suppression_parts(&k).unwrap();
+            assert_eq!((address, list), (&b"x@y.io"[..], List::Bounces));
+            assert_eq!(i.hash_pair(pair), i.hash(ScopeRef::from(&scope), "x@y.io"));
+        }
     }
 
     #[test]

@@ -75,6 +75,15 @@ pub(super) fn parse_key(bytes: &[u8]) -> Option<SuppressionKey> {
     })
 }
 
+/// A suppression key's parts, borrowed: the pair `<scope> 0x00 <address>` (what the index
+/// hashes), the address, and the list.
+pub(super) fn suppression_parts(key: &[u8]) -> Option<(&[u8], &[u8], List)> {
+    let (&code, rest) = key.split_last()?;
+    let pair = rest.strip_suffix(&[0])?;
+    let nul = pair.iter().position(|&b| b == 0)?;
+    Some((pair, &pair[nul + 1..], list_of_code(code)?))
+}
+
 /// The list a key of `address_prefix` + one byte names.
 pub(super) fn list_after(key: &[u8], prefix_len: usize) -> Option<List> {
     key.get(prefix_len).copied().and_then(list_of_code)
