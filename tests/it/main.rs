@@ -1,5 +1,6 @@
 //! The integration tests: quell on port 0, a fake upstream, real SMTP and HTTP.
 
+mod addresses;
 mod admin;
 mod binary;
 mod cli;
