@@ -10,6 +10,11 @@
 //! | [`queue`] | `quell queue list/retry/delete` |
 //! | [`forget`] | `quell forget`: GDPR/CCPA erasure, followed to the end |
 //!
+//! This file holds what the commands share, so that dependencies between them point one way
+//! (`suppress` calls [`import::run`]; `import` needs nothing from `suppress`): the error type,
+//! loading the config into a client, the `--scope` and `--reason` values, the server's batch
+//! size and table output.
+//!
 //! Every command reports one line per failure on stderr and returns a [`CliError`], whose
 //! [`CliError::exit_code`] is the SPEC §1 code: 0 ok, 1 runtime failure (server unreachable, a
 //! queue id not found), 2 bad config or usage (also a key the server refuses).
@@ -23,8 +28,14 @@ pub mod suppress;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use clap::ValueEnum;
+
 use crate::config::{self, ConfigError};
 use client::{Client, ClientError};
+
+/// Most entries the server takes per request (`/api/suppressions`): `quell suppress add`, `list`
+/// and `import` send and ask for at most this many at a time.
+const BATCH: usize = 1000;
 
 /// Why a command failed; [`CliError::exit_code`] is its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +96,28 @@ pub fn parse_scope(s: &str) -> Result<String, String> {
             })?,
     };
     Ok(scope)
+}
+
+/// A suppression reason, as the API names it (`--reason` of `quell suppress add` and `import`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReasonArg {
+    Unsub,
+    HardBounce,
+    SoftBounce,
+    Spam,
+    Custom,
+}
+
+impl ReasonArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonArg::Unsub => "unsub",
+            ReasonArg::HardBounce => "hard-bounce",
+            ReasonArg::SoftBounce => "soft-bounce",
+            ReasonArg::Spam => "spam",
+            ReasonArg::Custom => "custom",
+        }
+    }
 }
 
 /// Writes `rows` under `header` as left-aligned columns two spaces apart; the last column is

@@ -11,10 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::client::{Client, ClientError};
-use super::{clip, connect, output, parse_scope, write_table, CliError};
-
-/// Most entries the server takes per request.
-pub(super) const BATCH: usize = 1000;
+use super::{clip, connect, output, parse_scope, write_table, CliError, ReasonArg, BATCH};
 
 /// `quell suppress …`.
 #[derive(Debug, Args)]
@@ -93,28 +90,6 @@ pub enum SuppressCommand {
         #[arg(long, value_parser = parse_scope)]
         scope: Option<String>,
     },
-}
-
-/// A suppression reason, as the API names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReasonArg {
-    Unsub,
-    HardBounce,
-    SoftBounce,
-    Spam,
-    Custom,
-}
-
-impl ReasonArg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReasonArg::Unsub => "unsub",
-            ReasonArg::HardBounce => "hard-bounce",
-            ReasonArg::SoftBounce => "soft-bounce",
-            ReasonArg::Spam => "spam",
-            ReasonArg::Custom => "custom",
-        }
-    }
 }
 
 /// One of the three lists.

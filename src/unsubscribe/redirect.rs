@@ -3,6 +3,7 @@
 //! update its own records.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use url::Url;
 
 /// Everything but RFC 3986 §2.3 unreserved characters is encoded in a parameter value.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -70,54 +71,38 @@ pub fn obfuscate(address: &str) -> String {
 }
 
 /// `url` with `md_id` and `md_email` appended to its query (before any `#fragment`), or
-/// `None` when `url` is not an absolute `http`/`https` URL with a host: only those are
-/// redirect targets, so a sealed `javascript:` or `data:` link cannot run anything.
+/// `None` when `url` is not an absolute `http`/`https` URL naming a host after `//`: only those
+/// are redirect targets, so a sealed `javascript:` or `data:` link cannot run anything.
 ///
-/// Bytes that may not appear in a `Location` header (controls, spaces, non-ASCII) are
-/// percent-encoded, as a browser would before following the link.
+/// The URL is parsed and serialised by the `url` crate (the WHATWG URL Standard, as a browser
+/// does before following a link): whatever may not appear in a `Location` header (controls,
+/// spaces, non-ASCII) comes out percent-encoded, an international host as punycode, an empty
+/// path as `/` and the scheme in lower case. The two values are encoded down to RFC 3986 §2.3
+/// unreserved characters, which every query decoder reads back the same.
 pub fn redirect_url(url: &str, md_id: &str, md_email: &str) -> Option<String> {
-    let url = url.trim();
-    let scheme_end = url.find("://")?;
-    let scheme = &url[..scheme_end];
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+    let written = url.trim_matches(|c: char| c.is_whitespace() || c.is_ascii_control());
+    let mut target = Url::parse(written).ok()?;
+    if !matches!(target.scheme(), "http" | "https") {
         return None;
     }
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let host = rest[..authority_end]
-        .rsplit_once('@')
-        .map_or(&rest[..authority_end], |(_, h)| h);
-    if host.is_empty() || host.starts_with(':') {
+    // The parser, like a browser, also reads `https:host`, `https:///host` and `https:\\host`
+    // as `https://host/`; an app's link names its host right after `//`.
+    let after_scheme = written.get(target.scheme().len()..)?;
+    let authority = after_scheme.strip_prefix("://")?;
+    if authority.starts_with(['/', '\\']) || target.host_str().is_none_or(str::is_empty) {
         return None;
     }
-    let (base, fragment) = match url.find('#') {
-        Some(i) => url.split_at(i),
-        None => (url, ""),
-    };
-    let separator = match base.find('?') {
-        None => "?",
-        Some(_) if base.ends_with('?') || base.ends_with('&') => "",
-        Some(_) => "&",
-    };
-    let joined = format!(
-        "{base}{separator}md_id={}&md_email={}{fragment}",
+    let appended = format!(
+        "md_id={}&md_email={}",
         utf8_percent_encode(md_id, VALUE),
         utf8_percent_encode(md_email, VALUE),
     );
-    Some(header_safe(&joined))
-}
-
-/// Percent-encodes every byte outside visible ASCII.
-fn header_safe(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    for &b in url.as_bytes() {
-        if b.is_ascii_graphic() {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    let query = match target.query().map(|q| q.trim_end_matches('&')) {
+        None | Some("") => appended,
+        Some(existing) => format!("{existing}&{appended}"),
+    };
+    target.set_query(Some(&query));
+    Some(target.into())
 }
 
 #[cfg(test)]
@@ -146,11 +131,13 @@ mod tests {
         let id = "0194F3A2B7C1D2E3F4A5.1";
         let cases = [
             ("https://a.example/bye", "https://a.example/bye?"),
-            ("https://a.example", "https://a.example?"),
+            // An empty path is `/` and the scheme lower case (RFC 3986 §6.2.2.1, §6.2.3).
+            ("https://a.example", "https://a.example/?"),
             ("https://a.example/bye?x=1", "https://a.example/bye?x=1&"),
             ("https://a.example/bye?", "https://a.example/bye?"),
             ("https://a.example/bye?x=1&", "https://a.example/bye?x=1&"),
-            ("HTTP://a.example/p", "HTTP://a.example/p?"),
+            ("HTTP://a.example/p", "http://a.example/p?"),
+            (" https://a.example/p\n", "https://a.example/p?"),
         ];
         for (url, prefix) in cases {
             assert_eq!(
@@ -176,6 +163,15 @@ mod tests {
             joined,
             "https://a.example/b%20y/%C3%A9?md_id=1%262&md_email=a%2Bb%3Dc%40x.io"
         );
+        assert_eq!(
+            redirect_url("https://bücher.example/ü?q=ä ö#ß", "1", "a@b").unwrap(),
+            "https://xn--bcher-kva.example/%C3%BC?q=%C3%A4%20%C3%B6&md_id=1&md_email=a%40b#%C3%9F"
+        );
+        let controls = redirect_url("https://a.example/a\u{7}b\tc d\u{7f}e", "1", "a@b").unwrap();
+        assert_eq!(
+            controls,
+            "https://a.example/a%07bc%20d%7Fe?md_id=1&md_email=a%40b"
+        );
         let starred = redirect_url("https://a.example/", "1", "j***@e.**").unwrap();
         assert!(
             starred.ends_with("md_email=j%2A%2A%2A%40e.%2A%2A"),
@@ -197,6 +193,11 @@ mod tests {
             "https:///path",
             "https://user@/path",
             "https://:443/",
+            "https:a.example/",
+            "https:/a.example/",
+            "https:\\\\a.example/",
+            "http://\\a.example/",
+            "https://a b.example/",
             "",
         ] {
             assert_eq!(redirect_url(bad, "1", "a@b"), None, "{bad:?}");

@@ -18,8 +18,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::{json, Value};
 
-use crate::cli::parse_scope;
-use crate::cli::suppress::ReasonArg;
+use crate::cli::{parse_scope, ReasonArg};
 
 /// The smallest number read as Unix seconds (2001-09-09): below it a value is a flag (`1`).
 const UNIX_MIN: i64 = 1_000_000_000;

@@ -25,8 +25,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
 
 use super::client::Client;
-use super::suppress::ReasonArg;
-use super::{output, CliError};
+use super::{output, CliError, ReasonArg};
 use format::{Format, Op};
 use read::Msg;
 use send::{Kind, Pending};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::format::{detect, Format, Op, Rules};
-use crate::cli::suppress::{ReasonArg, BATCH};
+use crate::cli::{ReasonArg, BATCH};
 
 /// One data row, parsed: its row number and what it asks for, or why it cannot be used.
 pub(super) struct Row {

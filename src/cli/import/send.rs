@@ -30,7 +30,7 @@ impl Pending {
 
     /// Whether the batch is full.
     pub(super) fn is_full(&self) -> bool {
-        self.items.len() >= crate::cli::suppress::BATCH
+        self.items.len() >= crate::cli::BATCH
     }
 
     fn clear(&mut self) {

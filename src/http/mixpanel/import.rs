@@ -8,65 +8,21 @@
 //! request that is bad as a whole (no key, wrong content type, no rows) gets a 4xx; an upload
 //! cut short gets its status with the report of what was applied before the cut.
 //!
-//! The rows themselves are read and written by [`super::rows`]; this file is the HTTP side.
+//! The rows themselves are read and written by [`super::rows`], which fills in a
+//! [`super::report::Report`]; this file is the HTTP side.
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::report::{StopCause, Stopped};
 use super::rows::apply_csv;
-use super::upload::{channel, BodyError, Source};
+use super::upload::{channel, Source};
 use super::{failure, header_authorized};
 use crate::id::now_secs;
 use crate::state::AppState;
-use crate::store::StoreError;
-
-/// One rejected row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(super) struct RowError {
-    pub row: u64,
-    pub reason: String,
-}
-
-/// What an import did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct Report {
-    /// Data rows read (blank rows and a header row are not counted).
-    pub rows: u64,
-    /// Rows whose batch is written.
-    pub applied: u64,
-    pub rejected: u64,
-    /// The first rejected rows, in row order.
-    pub errors: Vec<RowError>,
-}
-
-impl Report {
-    fn fields(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("applied".into(), json!(self.applied));
-        m.insert("rejected".into(), json!(self.rejected));
-        m.insert("errors".into(), json!(self.errors));
-        m
-    }
-}
-
-/// Why an import stopped before the end of its CSV; `report` says what was applied until then.
-#[derive(Debug)]
-pub(super) struct Stopped {
-    pub cause: StopCause,
-    pub report: Report,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(super) enum StopCause {
-    #[error("{0}")]
-    Body(BodyError),
-    #[error("store failure: {0}")]
-    Store(#[from] StoreError),
-}
 
 /// `POST /engage/import`.
 pub(super) async fn import(State(state): State<AppState>, request: Request) -> Response {

@@ -22,7 +22,8 @@
 //! | [`unsubscribed`] | what a `$unsubscribed` value means; dates |
 //! | [`target`] | distinct ids, and ids that are addresses |
 //! | [`plan`] | the net changes of a request or batch, written to the store |
-//! | [`import`] | `POST /engage/import`: the request and its report |
+//! | [`import`] | `POST /engage/import`: the request and its answer |
+//! | [`report`] | what an import did (counts, rejected rows) and why it stopped early |
 //! | [`rows`] | the import's CSV rows, checked and written in batches, two threads deep |
 //! | [`upload`] | the import body streamed from HTTP to the CSV reader, bounded |
 //! | [`lines`] | line ends made uniform, for the import's row numbers |
@@ -32,6 +33,7 @@ mod engage;
 mod import;
 mod lines;
 mod plan;
+mod report;
 mod rows;
 mod target;
 mod unsubscribed;

@@ -20,9 +20,9 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::mpsc;
 
-use super::import::{Report, RowError, StopCause, Stopped};
 use super::lines::LfOnly;
 use super::plan::{Plan, Writes};
+use super::report::{Report, RowError, StopCause, Stopped};
 use super::target::DistinctId;
 use super::unsubscribed::Unsubscribed;
 use super::upload::{body_error, BodyError};

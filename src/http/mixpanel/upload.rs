@@ -2,20 +2,22 @@
 //!
 //! The async side reads the request — a raw `text/csv` body, or the first file part of a
 //! multipart body — chunk by chunk, counts the bytes against [`MAX_IMPORT_BODY`], and passes the
-//! chunks through a small bounded channel to a blocking thread, where [`ChunkReader`] turns them
-//! back into a `std::io::Read` for the `csv` crate. Memory stays at a few chunks whatever the
-//! size of the upload; a slow store slows the upload (the channel is full), never the reverse.
+//! chunks through a small bounded channel to a blocking thread, where a [`BodyReader`] (tokio-util's
+//! `StreamReader` over the channel, behind a `SyncIoBridge`) turns them back into a
+//! `std::io::Read` for the `csv` crate. Memory stays at a few chunks whatever the size of the
+//! upload; a slow store slows the upload (the channel is full), never the reverse.
 
-use std::io::{self, Read};
+use std::io;
 
 use axum::body::Body;
 use axum::extract::multipart::MultipartError;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use bytes::{Buf, Bytes};
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::media_type;
 use crate::state::AppState;
@@ -190,46 +192,29 @@ async fn forward(
     tx.send(message).await.is_ok() && go_on
 }
 
-/// The channel's chunks as a blocking `Read`. A closed channel without [`Chunk::End`] means the
-/// request was dropped: that is an error, so a half-received upload is never taken as whole.
-#[derive(Debug)]
-pub(super) struct ChunkReader {
-    rx: mpsc::Receiver<Chunk>,
-    current: Bytes,
-    ended: bool,
-}
+/// The channel's chunks as a blocking `Read`, for the CSV reader on a blocking thread (each read
+/// blocks on the runtime, so never read it from async code). A closed channel without
+/// [`Chunk::End`] means the request was dropped: that is an error, so a half-received upload is
+/// never taken as whole; after an error every read fails with it again.
+pub(super) type BodyReader =
+    SyncIoBridge<StreamReader<BoxStream<'static, io::Result<Bytes>>, Bytes>>;
 
-/// The channel both sides use.
-pub(super) fn channel() -> (mpsc::Sender<Chunk>, ChunkReader) {
+/// The channel both sides use. Called on the runtime, whose handle the reader keeps.
+pub(super) fn channel() -> (mpsc::Sender<Chunk>, BodyReader) {
     let (tx, rx) = mpsc::channel(CHANNEL);
-    (
-        tx,
-        ChunkReader {
-            rx,
-            current: Bytes::new(),
-            ended: false,
-        },
-    )
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            if self.ended {
-                return Ok(0);
-            }
-            match self.rx.blocking_recv() {
-                Some(Chunk::Data(data)) => self.current = data,
-                Some(Chunk::End) => self.ended = true,
-                Some(Chunk::Fail(e)) => return Err(io::Error::other(e)),
-                None => return Err(io::Error::other(BodyError::Interrupted)),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current.advance(n);
-        Ok(n)
-    }
+    let chunks = stream::unfold(Ok(rx), |state| async move {
+        let failed = match state {
+            Err(failed) => failed,
+            Ok(mut rx) => match rx.recv().await {
+                Some(Chunk::Data(data)) => return Some((Ok(data), Ok(rx))),
+                Some(Chunk::End) => return None,
+                Some(Chunk::Fail(e)) => e,
+                None => BodyError::Interrupted,
+            },
+        };
+        Some((Err(io::Error::other(failed.clone())), Err(failed)))
+    });
+    (tx, SyncIoBridge::new(StreamReader::new(chunks.boxed())))
 }
 
 /// The [`BodyError`] inside an I/O error from [`ChunkReader`], if that is what it is.
@@ -241,30 +226,56 @@ pub(super) fn body_error(e: &io::Error) -> Option<BodyError> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
-    #[test]
-    fn reader_joins_chunks_and_reports_how_the_body_ended() {
-        let (tx, mut reader) = channel();
-        std::thread::spawn(move || {
-            for part in ["ab", "", "cde"] {
-                tx.blocking_send(Chunk::Data(Bytes::from(part))).unwrap();
-            }
-            tx.blocking_send(Chunk::End).unwrap();
-        });
-        let mut all = String::new();
-        reader.read_to_string(&mut all).unwrap();
-        assert_eq!(all, "abcde");
+    /// Reads `reader` to its end on a blocking thread, as the import does.
+    async fn read_all(mut reader: BodyReader) -> (io::Result<Vec<u8>>, BodyReader) {
+        tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            let result = reader.read_to_end(&mut all).map(|_| all);
+            (result, reader)
+        })
+        .await
+        .unwrap()
+    }
 
-        let (tx, mut reader) = channel();
-        tx.blocking_send(Chunk::Data(Bytes::from("x"))).unwrap();
-        tx.blocking_send(Chunk::Fail(BodyError::TooLarge)).unwrap();
-        let e = reader.read_to_end(&mut Vec::new()).unwrap_err();
-        assert_eq!(body_error(&e), Some(BodyError::TooLarge));
+    #[tokio::test]
+    async fn reader_joins_chunks_and_reports_how_the_body_ended() {
+        let (tx, reader) = channel();
+        for part in ["ab", "", "cde"] {
+            tx.send(Chunk::Data(Bytes::from(part))).await.unwrap();
+        }
+        tx.send(Chunk::End).await.unwrap();
+        let (all, mut reader) = read_all(reader).await;
+        assert_eq!(all.unwrap(), b"abcde");
+        let more = tokio::task::spawn_blocking(move || reader.read(&mut [0; 8]));
+        assert_eq!(more.await.unwrap().unwrap(), 0, "still at the end");
 
-        let (tx, mut reader) = channel();
+        let (tx, reader) = channel();
+        tx.send(Chunk::Data(Bytes::from("x"))).await.unwrap();
+        tx.send(Chunk::Fail(BodyError::TooLarge)).await.unwrap();
         drop(tx);
-        let e = reader.read_to_end(&mut Vec::new()).unwrap_err();
-        assert_eq!(body_error(&e), Some(BodyError::Interrupted));
+        let (e, mut reader) = read_all(reader).await;
+        assert_eq!(body_error(&e.unwrap_err()), Some(BodyError::TooLarge));
+        let again = tokio::task::spawn_blocking(move || reader.read(&mut [0; 8]));
+        let e = again.await.unwrap().unwrap_err();
+        assert_eq!(body_error(&e), Some(BodyError::TooLarge), "not an end");
+
+        let (tx, reader) = channel();
+        tx.send(Chunk::Data(Bytes::from("half"))).await.unwrap();
+        drop(tx);
+        let (e, _) = read_all(reader).await;
+        assert_eq!(body_error(&e.unwrap_err()), Some(BodyError::Interrupted));
+    }
+
+    #[tokio::test]
+    async fn at_most_a_few_chunks_wait_for_the_reader() {
+        let (tx, _reader) = channel();
+        for _ in 0..CHANNEL {
+            tx.try_send(Chunk::Data(Bytes::from("x"))).unwrap();
+        }
+        assert!(tx.try_send(Chunk::Data(Bytes::from("x"))).is_err());
     }
 }
