@@ -12,6 +12,14 @@ use std::time::Duration;
 use ipnet::IpNet;
 use raw::RawConfig;
 
+/// Default of `storage.cache_size`: bytes of sled's page cache. sled counts what nodes take
+/// on disk, and what they take in memory is about twice that (sled issues #986, #1309). RCPT
+/// checks do not read sled, so the cache mostly holds the queue and the spool: from 64 to
+/// 16 MiB, resident memory at 1,000,000 entries fell by ~90 MiB at the same throughput
+/// (bench/results/cache-size-1M-20261127.md). `store::DEFAULT_CACHE_SIZE`, the cache of
+/// `Store::open`, is the same number (`app.rs` checks at compile time).
+pub const DEFAULT_CACHE_SIZE: u64 = 16 * 1024 * 1024;
+
 /// A configuration problem: which key, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {reason}")]

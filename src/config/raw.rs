@@ -232,7 +232,8 @@ impl Default for RawHttp {
 pub struct RawStorage {
     pub path: String,
     pub message_retention: String,
-    /// Bytes of sled's page cache.
+    /// Bytes of sled's page cache; at least 1 MiB. Default [`super::DEFAULT_CACHE_SIZE`]
+    /// (16 MiB).
     pub cache_size: u64,
 }
 
@@ -241,7 +242,7 @@ impl Default for RawStorage {
         RawStorage {
             path: "data".into(),
             message_retention: "30d".into(),
-            cache_size: crate::store::DEFAULT_CACHE_SIZE,
+            cache_size: super::DEFAULT_CACHE_SIZE,
         }
     }
 }
