@@ -268,7 +268,8 @@ async fn confirm_button_redirects_to_the_app_with_md_id_and_md_email() {
 
 #[tokio::test]
 async fn obfuscated_md_email() {
-    let q = Quell::start_with(|c| c.unsubscribe.md_email = "obfuscated".into()).await;
+    let q =
+        Quell::start_with(|c| c.unsubscribe.md_email = quell::config::MdEmail::Obfuscated).await;
     let (_, token) = message(&q, RCPT, SENDER, Some("https://shop.example/bye"));
     let r = button(&q, &token, "unsubscribe").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
