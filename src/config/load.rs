@@ -89,6 +89,10 @@ mod tests {
     use super::*;
     use crate::config::{ListUnsubscribe, LogFormat, MdEmail, OnSuppressed, UpstreamTls};
 
+    /// A valid argon2id PHC string (the hash of nothing in particular).
+    const PHC: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Qv3Ojb6Kq8z1kQvYxB5d3tY6rH3fLrTqXn1cY4cQmWk";
+
     fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("quell.toml");
@@ -177,7 +181,7 @@ format = "json"
         assert_eq!(e.spam, Some(Duration::from_secs(365 * 86400)));
         let u = &c.unsubscribe;
         assert_eq!(u.base_url, "http://127.0.0.1:8025");
-        assert!(u.secret.is_empty());
+        assert!(u.secret.expose().is_empty());
         assert_eq!(u.list_unsubscribe, ListUnsubscribe::Auto);
         assert!(u.confirm && !u.per_tag && !u.footer);
         assert_eq!(u.md_email, MdEmail::Plain);
@@ -224,7 +228,7 @@ format = "json"
         assert_eq!(c.suppression.expiry.unsub, None);
         assert_eq!(c.http.api_keys.len(), 2);
         // A secret that looks like a number stays the text it was.
-        assert_eq!(c.unsubscribe.secret, "12345");
+        assert_eq!(c.unsubscribe.secret.expose(), "12345");
         assert!(!c.unsubscribe.confirm);
     }
 
@@ -349,5 +353,35 @@ format = "json"
             assert!(e.reason.contains(reason), "{text:?} {env:?}: {e}");
             assert!(!e.reason.contains("for key"), "{text:?} {env:?}: {e}");
         }
+    }
+
+    #[test]
+    fn debug_redacts_every_secret() {
+        let text = format!(
+            r#"
+[upstream]
+username = "relay-user"
+password = "upstream-password-S3CRET"
+[http]
+api_keys = ["api-key-one-0123456789-S3CRET", "api-key-two-0123456789-S3CRET"]
+[unsubscribe]
+secret = "unsubscribe-secret-S3CRET"
+old_secrets = ["old-secret-S3CRET"]
+[[smtp.users]]
+name = "app-user"
+password_hash = "{PHC}"
+"#
+        );
+        let c = load_text(&text, &[]).expect("valid");
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("S3CRET"), "{shown}");
+        assert!(!shown.contains("argon2id"), "{shown}");
+        // The rest is still there, and each secret is marked as set.
+        assert!(shown.contains("relay-user") && shown.contains("app-user"));
+        assert!(shown.matches("[redacted]").count() >= 2 * 6, "{shown}");
+        // Nothing was lost on the way: the values are there for the code that uses them.
+        let (_, password) = c.upstream.credentials.as_ref().expect("credentials");
+        assert_eq!(password.expose(), "upstream-password-S3CRET");
+        assert_eq!(c.smtp.users[0].password_hash.expose(), PHC);
     }
 }

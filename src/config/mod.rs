@@ -4,10 +4,12 @@
 //! (from [`serde_path_to_error`] while deserialising, from the check itself while validating)
 //! and the reason; `quell check-config` prints it and exits 2.
 //!
-//! Config is data: this module imports nothing else of quell's.
+//! Config is data: this module imports nothing else of quell's. Credentials are
+//! [`Secret`]s, so `{:?}` of a config never shows them.
 
 mod load;
 pub mod raw;
+mod secret;
 mod validate;
 
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use raw::RawConfig;
 use serde::Deserialize;
 
 pub use load::{load, load_with_env, resolve_path};
+pub use secret::Secret;
 
 /// Default of `storage.cache_size`: bytes of sled's page cache. sled counts what nodes take
 /// on disk, and what they take in memory is about twice that (sled issues #986, #1309). RCPT
@@ -100,7 +103,7 @@ pub struct TlsFiles {
 pub struct SmtpUser {
     pub name: String,
     /// A valid PHC string (checked at load).
-    pub password_hash: String,
+    pub password_hash: Secret<String>,
 }
 
 /// How to reach the upstream (`upstream.tls`).
@@ -122,7 +125,7 @@ pub struct UpstreamConfig {
     pub port: u16,
     pub tls: UpstreamTls,
     /// `upstream.username` and `upstream.password`, set together or not at all.
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<(String, Secret<String>)>,
     pub connections: usize,
     pub timeout: Duration,
     /// `upstream.helo_name`, else `smtp.hostname`.
@@ -196,8 +199,8 @@ pub enum MdEmail {
 pub struct UnsubscribeConfig {
     pub base_url: String,
     /// Empty: a generated secret kept in the store is used.
-    pub secret: String,
-    pub old_secrets: Vec<String>,
+    pub secret: Secret<String>,
+    pub old_secrets: Vec<Secret<String>>,
     pub list_unsubscribe: ListUnsubscribe,
     pub confirm: bool,
     pub md_email: MdEmail,
@@ -210,7 +213,7 @@ pub struct UnsubscribeConfig {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Each at least 16 characters; empty: the management API is off.
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<Secret<String>>,
     pub tls: Option<TlsFiles>,
 }
 

@@ -12,7 +12,7 @@ use serde::de::value::StringDeserializer;
 use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::Deserialize;
 
-use super::{ListUnsubscribe, LogFormat, MdEmail, OnSuppressed, UpstreamTls};
+use super::{ListUnsubscribe, LogFormat, MdEmail, OnSuppressed, Secret, UpstreamTls};
 
 /// The whole file. Unknown keys are an error at every level (`deny_unknown_fields`); a missing
 /// section takes its defaults.
@@ -103,8 +103,8 @@ pub struct RawTls {
 pub struct RawUser {
     /// The AUTH user name.
     pub name: String,
-    /// Argon2 PHC string (`$argon2id$v=19$…`).
-    pub password_hash: String,
+    /// Argon2 PHC string (`$argon2id$v=19$…`); redacted in `Debug`.
+    pub password_hash: Secret<String>,
 }
 
 /// `[upstream]`: where accepted mail is forwarded.
@@ -120,8 +120,8 @@ pub struct RawUpstream {
     pub tls: UpstreamTls,
     /// AUTH user at the upstream; set with `password` or not at all. Default: none.
     pub username: Option<String>,
-    /// AUTH password at the upstream. Default: none.
-    pub password: Option<String>,
+    /// AUTH password at the upstream; redacted in `Debug`. Default: none.
+    pub password: Option<Secret<String>>,
     /// Parallel upstream sessions (delivery workers). Default 8.
     pub connections: usize,
     /// Limit on one upstream transaction, connect included, so a stalled upstream cannot
@@ -240,12 +240,12 @@ pub struct RawUnsubscribe {
     /// Public URL of the HTTP listener, the start of every unsubscribe link. Default
     /// `http://127.0.0.1:8025`.
     pub base_url: String,
-    /// Key that seals unsubscribe tokens. Default empty: a secret is generated at first start
-    /// and kept in the store.
-    pub secret: String,
+    /// Key that seals unsubscribe tokens; redacted in `Debug`. Default empty: a secret is
+    /// generated at first start and kept in the store.
+    pub secret: Secret<String>,
     /// Retired secrets still accepted when opening old links, so the secret can be rotated
-    /// without breaking mail already delivered. Default: none.
-    pub old_secrets: Vec<String>,
+    /// without breaking mail already delivered; redacted in `Debug`. Default: none.
+    pub old_secrets: Vec<Secret<String>>,
     /// When `List-Unsubscribe` headers are added: `auto` (the copy carries a link, from an
     /// UNSUB tag or the footer), `always` or `never`. Default `auto`.
     #[serde(deserialize_with = "by_name")]
@@ -268,7 +268,7 @@ impl Default for RawUnsubscribe {
     fn default() -> Self {
         RawUnsubscribe {
             base_url: "http://127.0.0.1:8025".into(),
-            secret: String::new(),
+            secret: Secret::default(),
             old_secrets: Vec::new(),
             list_unsubscribe: ListUnsubscribe::Auto,
             confirm: true,
@@ -285,9 +285,9 @@ impl Default for RawUnsubscribe {
 pub struct RawHttp {
     /// Address the HTTP listener binds, `ip:port`. Default `127.0.0.1:8025`.
     pub listen: SocketAddr,
-    /// Management API keys, at least 16 characters each. Default empty: the management API is
-    /// disabled.
-    pub api_keys: Vec<String>,
+    /// Management API keys, at least 16 characters each; redacted in `Debug`. Default empty:
+    /// the management API is disabled.
+    pub api_keys: Vec<Secret<String>>,
     /// `[http.tls]`: serve https (client libraries refuse plain http except to loopback).
     /// Default: none.
     pub tls: Option<RawTls>,

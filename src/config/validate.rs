@@ -56,7 +56,7 @@ impl TryFrom<RawConfig> for Config {
             if u.name.is_empty() {
                 return Err(ConfigError::new("smtp.users.name", "must not be empty"));
             }
-            if argon2::PasswordHash::new(&u.password_hash).is_err() {
+            if argon2::PasswordHash::new(u.password_hash.expose()).is_err() {
                 return Err(ConfigError::new(
                     "smtp.users.password_hash",
                     format!("not a PHC password hash for user {:?}", u.name),
@@ -137,7 +137,10 @@ impl TryFrom<RawConfig> for Config {
         };
 
         let h = raw.http;
-        if h.api_keys.iter().any(|k| k.len() < MIN_API_KEY_LEN) {
+        if h.api_keys
+            .iter()
+            .any(|k| k.expose().len() < MIN_API_KEY_LEN)
+        {
             return Err(ConfigError::new(
                 "http.api_keys",
                 format!("every key must be at least {MIN_API_KEY_LEN} characters"),

@@ -503,7 +503,7 @@ async fn the_generated_secret_survives_restarts() {
     let state = |secret: &str| {
         let mut config = Config::default();
         config.storage.path = path.clone();
-        config.unsubscribe.secret = secret.to_string();
+        config.unsubscribe.secret = secret.into();
         let store = Store::open(&path).unwrap();
         AppState::new(config, store, Scheduler::channel().0)
     };
