@@ -62,7 +62,7 @@ async fn run(rows: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::default();
     config.storage.path = dir.path().join("data");
-    config.http.api_keys = vec![API_KEY.to_string()];
+    config.http.api_keys = vec![API_KEY.into()];
     let smtp = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
     let http_addr = http.local_addr().expect("http address");

@@ -17,6 +17,10 @@ use crate::state::AppState;
 use crate::store::{Store, StoreError};
 use crate::tls::TlsError;
 
+// `Store::open` (tests, tools) and a config without `storage.cache_size` use one cache size;
+// the store cannot read the config's constant, so the two are compared here.
+const _: () = assert!(crate::config::DEFAULT_CACHE_SIZE == crate::store::DEFAULT_CACHE_SIZE);
+
 /// How long sessions and deliveries in flight get to finish after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 

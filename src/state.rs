@@ -71,16 +71,18 @@ fn unsubscribe_tokens(config: &Config, store: &Store) -> Tokens {
         .unsubscribe
         .old_secrets
         .iter()
+        .map(|s| s.expose())
         .filter(|s| !s.is_empty())
         .map(|s| s.as_bytes().to_vec())
         .collect();
-    if !config.unsubscribe.secret.is_empty() {
+    let configured = config.unsubscribe.secret.expose();
+    if !configured.is_empty() {
         match store.meta_get(GENERATED_SECRET) {
             Ok(Some(generated)) => old.push(generated),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "cannot read the generated unsubscribe secret"),
         }
-        return Tokens::new(config.unsubscribe.secret.as_bytes(), &old);
+        return Tokens::new(configured.as_bytes(), &old);
     }
     let secret = match store.meta_get(GENERATED_SECRET) {
         Ok(Some(secret)) if !secret.is_empty() => secret,

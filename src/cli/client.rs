@@ -93,7 +93,7 @@ impl Client {
             .http
             .api_keys
             .first()
-            .cloned()
+            .map(|key| key.expose().clone())
             .ok_or(ClientError::NoKey)?;
         let addr = connect_addr(config.http.listen);
         // reqwest's rustls has no crypto provider of its own (quell uses aws-lc-rs), and needs

@@ -1,9 +1,21 @@
 //! The configuration as written in the file: strict serde structs, every key documented and
-//! defaulted. [`super::Config`] is the validated form the rest of quell uses.
+//! defaulted, every value read into its type by serde (addresses, networks, durations, the
+//! choices as enums). [`super::Config`] is the validated form the rest of quell uses; what serde
+//! cannot check (files that must exist, keys that go in pairs, lower bounds) is checked there.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::de::value::StringDeserializer;
+use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::Deserialize;
 
-/// The whole file. Unknown keys are an error at every level (`deny_unknown_fields`).
+use super::{ListUnsubscribe, LogFormat, MdEmail, OnSuppressed, Secret, UpstreamTls};
+
+/// The whole file. Unknown keys are an error at every level (`deny_unknown_fields`); a missing
+/// section takes its defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
@@ -15,6 +27,7 @@ pub struct RawConfig {
     pub http: RawHttp,
     pub storage: RawStorage,
     pub log: RawLog,
+    /// `[dkim]`; absent (the default): forwarded mail is not signed.
     pub dkim: Option<RawDkim>,
 }
 
@@ -22,79 +35,104 @@ pub struct RawConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSmtp {
-    /// Address the SMTP listener binds.
-    pub listen: String,
-    /// Name in the greeting and the EHLO reply.
+    /// Address the SMTP listener binds, `ip:port`. Default `127.0.0.1:2525`.
+    pub listen: SocketAddr,
+    /// Name in the greeting and the EHLO reply. Default `quell.localhost`.
     pub hostname: String,
-    /// Largest message accepted, in bytes (advertised as SIZE, RFC 1870).
+    /// Largest message accepted, in bytes (advertised as SIZE, RFC 1870). Default 26214400
+    /// (25 MiB).
     pub max_message_size: u64,
-    /// Recipients per transaction; more get `452 4.5.3` (RFC 5321 §4.5.3.1.8).
+    /// Recipients per transaction; more get `452 4.5.3` (RFC 5321 §4.5.3.1.8). Default 1000.
     pub max_recipients: usize,
-    /// Clients in these networks may relay without AUTH.
-    pub relay_networks: Vec<String>,
-    /// Concurrent SMTP connections; more are answered `421 4.7.0` and closed.
+    /// Clients in these CIDR networks may relay without AUTH; nobody else may (quell is never
+    /// an open relay). Default `["127.0.0.0/8", "::1/128"]`. Spaces around an entry are
+    /// ignored (`QUELL_SMTP__RELAY_NETWORKS=10.0.0.0/8, 192.168.0.0/16`).
+    #[serde(deserialize_with = "trimmed_each")]
+    pub relay_networks: Vec<IpNet>,
+    /// Concurrent SMTP connections; more are answered `421 4.7.0` and closed, so a flood cannot
+    /// exhaust memory. Default 512.
     pub max_connections: usize,
-    /// Idle time allowed waiting for a command (RFC 5321 §4.5.3.2.7: 5 minutes).
-    pub command_timeout: String,
-    /// Idle time allowed between DATA blocks (RFC 5321 §4.5.3.2.5: 3 minutes).
-    pub data_timeout: String,
-    /// STARTTLS certificate; when set, STARTTLS is offered.
+    /// Idle time allowed waiting for a command (RFC 5321 §4.5.3.2.7: 5 minutes). Default `5m`.
+    #[serde(deserialize_with = "humantime_serde::deserialize")]
+    pub command_timeout: Duration,
+    /// Idle time allowed between DATA blocks (RFC 5321 §4.5.3.2.5: 3 minutes). Default `3m`.
+    #[serde(deserialize_with = "humantime_serde::deserialize")]
+    pub data_timeout: Duration,
+    /// `[smtp.tls]`: STARTTLS certificate; when set, STARTTLS is offered. Default: none.
     pub tls: Option<RawTls>,
-    /// Users allowed to AUTH (offered only over TLS).
+    /// `[[smtp.users]]`: users allowed to AUTH (offered only over TLS), for clients outside
+    /// `relay_networks`. Default: none.
     pub users: Vec<RawUser>,
 }
 
 impl Default for RawSmtp {
     fn default() -> Self {
         RawSmtp {
-            listen: "127.0.0.1:2525".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 2525)),
             hostname: "quell.localhost".into(),
             max_message_size: 26_214_400,
             max_recipients: 1000,
-            relay_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            relay_networks: vec![
+                IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
+                IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
+            ],
             max_connections: 512,
-            command_timeout: "5m".into(),
-            data_timeout: "3m".into(),
+            command_timeout: Duration::from_secs(5 * 60),
+            data_timeout: Duration::from_secs(3 * 60),
             tls: None,
             users: Vec::new(),
         }
     }
 }
 
-/// A certificate chain and key, both PEM.
+/// A certificate chain and key, both PEM (`[smtp.tls]`, `[http.tls]`). No defaults: both
+/// files are required when the section is present.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
-    pub cert_file: String,
-    pub key_file: String,
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key of the leaf certificate.
+    pub key_file: PathBuf,
 }
 
-/// One `[[smtp.users]]` entry: a login and its argon2 PHC hash.
+/// One `[[smtp.users]]` entry: a login and its argon2 PHC hash (the password itself is never
+/// stored). No defaults: both keys are required.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUser {
+    /// The AUTH user name.
     pub name: String,
-    pub password_hash: String,
+    /// Argon2 PHC string (`$argon2id$v=19$…`); redacted in `Debug`.
+    pub password_hash: Secret<String>,
 }
 
 /// `[upstream]`: where accepted mail is forwarded.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawUpstream {
+    /// Host name or address of the upstream MTA. Default `127.0.0.1`.
     pub host: String,
+    /// Its SMTP port. Default 25.
     pub port: u16,
-    /// `none`, `starttls` or `tls` (implicit TLS, RFC 8314).
-    pub tls: String,
+    /// `none`, `starttls` or `tls` (implicit TLS, RFC 8314). Default `none`.
+    #[serde(deserialize_with = "by_name")]
+    pub tls: UpstreamTls,
+    /// AUTH user at the upstream; set with `password` or not at all. Default: none.
     pub username: Option<String>,
-    pub password: Option<String>,
-    /// Parallel upstream sessions (delivery workers).
+    /// AUTH password at the upstream; redacted in `Debug`. Default: none.
+    pub password: Option<Secret<String>>,
+    /// Parallel upstream sessions (delivery workers). Default 8.
     pub connections: usize,
-    /// Limit on one upstream transaction, connect included.
-    pub timeout: String,
-    /// Name sent in EHLO to the upstream.
+    /// Limit on one upstream transaction, connect included, so a stalled upstream cannot
+    /// hold a worker. Default `60s`.
+    #[serde(deserialize_with = "humantime_serde::deserialize")]
+    pub timeout: Duration,
+    /// Name sent in EHLO to the upstream. Default: `smtp.hostname`.
     pub helo_name: Option<String>,
-    /// PEM CA certificates to trust for the upstream instead of the public web PKI roots.
-    pub ca_file: Option<String>,
+    /// PEM CA certificates to trust for the upstream instead of the public web PKI roots (an
+    /// internal relay with a private CA). Default: none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RawUpstream {
@@ -102,11 +140,11 @@ impl Default for RawUpstream {
         RawUpstream {
             host: "127.0.0.1".into(),
             port: 25,
-            tls: "none".into(),
+            tls: UpstreamTls::None,
             username: None,
             password: None,
             connections: 8,
-            timeout: "60s".into(),
+            timeout: Duration::from_secs(60),
             helo_name: None,
             ca_file: None,
         }
@@ -117,20 +155,24 @@ impl Default for RawUpstream {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawQueue {
-    /// After this long undelivered, a message fails permanently.
-    pub max_age: String,
-    /// First retry delay; doubles on each attempt.
-    pub retry_initial: String,
-    /// Longest delay between two attempts.
-    pub retry_max: String,
+    /// After this long undelivered, a message fails permanently. Default `5d`.
+    #[serde(deserialize_with = "humantime_serde::deserialize")]
+    pub max_age: Duration,
+    /// First retry delay after a 4xx or a connection failure; doubles on each attempt.
+    /// Default `1m`.
+    #[serde(deserialize_with = "humantime_serde::deserialize")]
+    pub retry_initial: Duration,
+    /// Longest delay between two attempts. Default `1h`.
+    #[serde(deserialize_with = "humantime_serde::deserialize")]
+    pub retry_max: Duration,
 }
 
 impl Default for RawQueue {
     fn default() -> Self {
         RawQueue {
-            max_age: "5d".into(),
-            retry_initial: "1m".into(),
-            retry_max: "1h".into(),
+            max_age: Duration::from_secs(5 * 24 * 3600),
+            retry_initial: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
         }
     }
 }
@@ -139,56 +181,86 @@ impl Default for RawQueue {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSuppression {
-    /// `reject` (550 5.7.1 at RCPT) or `drop` (accept, never forward, record).
-    pub on_suppressed: String,
-    /// Senders whose mail ignores `unsub` entries (but not bounces or complaints).
+    /// `reject` (550 5.7.1 at RCPT) or `drop` (accept, never forward, record). Default
+    /// `reject`.
+    #[serde(deserialize_with = "by_name")]
+    pub on_suppressed: OnSuppressed,
+    /// Senders whose mail ignores `unsub` entries (receipts, password resets) but not bounces
+    /// or complaints. Compared case-insensitively. Default: none.
     pub transactional_senders: Vec<String>,
-    /// How long automatic entries last, per reason (Mandrill's defaults).
+    /// `[suppression.expiry]`.
     pub expiry: RawExpiry,
 }
 
 impl Default for RawSuppression {
     fn default() -> Self {
         RawSuppression {
-            on_suppressed: "reject".into(),
+            on_suppressed: OnSuppressed::Reject,
             transactional_senders: Vec::new(),
             expiry: RawExpiry::default(),
         }
     }
 }
 
-/// `[suppression.expiry]`: lifetimes of automatic entries; `"never"` keeps them.
+/// `[suppression.expiry]`: lifetimes of automatic entries (Mandrill's defaults), a duration
+/// or `"never"` (any case) to keep them. Manual entries never expire.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawExpiry {
-    pub soft_bounce: String,
-    pub hard_bounce: String,
-    pub unsub: String,
-    pub spam: String,
+    /// A soft bounce is a passing condition (mailbox full). Default `24h`.
+    #[serde(deserialize_with = "lifetime")]
+    pub soft_bounce: Option<Duration>,
+    /// A hard bounce may be a typo fixed later. Default `7d`.
+    #[serde(deserialize_with = "lifetime")]
+    pub hard_bounce: Option<Duration>,
+    /// An unsubscribe click. Default `365d`.
+    #[serde(deserialize_with = "lifetime")]
+    pub unsub: Option<Duration>,
+    /// A spam complaint. Default `365d`.
+    #[serde(deserialize_with = "lifetime")]
+    pub spam: Option<Duration>,
 }
 
 impl Default for RawExpiry {
     fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
         RawExpiry {
-            soft_bounce: "24h".into(),
-            hard_bounce: "7d".into(),
-            unsub: "365d".into(),
-            spam: "365d".into(),
+            soft_bounce: Some(Duration::from_secs(DAY)),
+            hard_bounce: Some(Duration::from_secs(7 * DAY)),
+            unsub: Some(Duration::from_secs(365 * DAY)),
+            spam: Some(Duration::from_secs(365 * DAY)),
         }
     }
 }
 
-/// `[unsubscribe]`: links and landing pages.
+/// `[unsubscribe]`: links and landing pages (SPEC §4).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawUnsubscribe {
+    /// Public URL of the HTTP listener, the start of every unsubscribe link. Default
+    /// `http://127.0.0.1:8025`.
     pub base_url: String,
-    pub secret: String,
-    pub old_secrets: Vec<String>,
-    pub list_unsubscribe: String,
+    /// Key that seals unsubscribe tokens; redacted in `Debug`. Default empty: a secret is
+    /// generated at first start and kept in the store.
+    pub secret: Secret<String>,
+    /// Retired secrets still accepted when opening old links, so the secret can be rotated
+    /// without breaking mail already delivered; redacted in `Debug`. Default: none.
+    pub old_secrets: Vec<Secret<String>>,
+    /// When `List-Unsubscribe` headers are added: `auto` (the copy carries a link, from an
+    /// UNSUB tag or the footer), `always` or `never`. Default `auto`.
+    #[serde(deserialize_with = "by_name")]
+    pub list_unsubscribe: ListUnsubscribe,
+    /// `true`: GET shows a confirm page and only POST unsubscribes, so link scanners do not
+    /// unsubscribe people. Default `true`.
     pub confirm: bool,
-    pub md_email: String,
+    /// How the address appears in the redirect after unsubscribing: `plain` or `obfuscated`.
+    /// Default `plain`.
+    #[serde(deserialize_with = "by_name")]
+    pub md_email: MdEmail,
+    /// `true`: a click unsubscribes from the message's tags only (Mailgun) instead of all mail
+    /// from the sender. Default `false`.
     pub per_tag: bool,
+    /// `true`: append an unsubscribe footer to messages without an UNSUB tag. Default `false`.
     pub footer: bool,
 }
 
@@ -196,30 +268,35 @@ impl Default for RawUnsubscribe {
     fn default() -> Self {
         RawUnsubscribe {
             base_url: "http://127.0.0.1:8025".into(),
-            secret: String::new(),
+            secret: Secret::default(),
             old_secrets: Vec::new(),
-            list_unsubscribe: "auto".into(),
+            list_unsubscribe: ListUnsubscribe::Auto,
             confirm: true,
-            md_email: "plain".into(),
+            md_email: MdEmail::Plain,
             per_tag: false,
             footer: false,
         }
     }
 }
 
-/// `[http]`: the HTTP listener.
+/// `[http]`: the HTTP listener (unsubscribe pages, management API, health, metrics).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawHttp {
-    pub listen: String,
-    pub api_keys: Vec<String>,
+    /// Address the HTTP listener binds, `ip:port`. Default `127.0.0.1:8025`.
+    pub listen: SocketAddr,
+    /// Management API keys, at least 16 characters each; redacted in `Debug`. Default empty:
+    /// the management API is disabled.
+    pub api_keys: Vec<Secret<String>>,
+    /// `[http.tls]`: serve https (client libraries refuse plain http except to loopback).
+    /// Default: none.
     pub tls: Option<RawTls>,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
-            listen: "127.0.0.1:8025".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             api_keys: Vec::new(),
             tls: None,
         }
@@ -230,18 +307,22 @@ impl Default for RawHttp {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawStorage {
-    pub path: String,
-    pub message_retention: String,
-    /// Bytes of sled's page cache.
+    /// The database directory, relative to the working directory. Default `data`.
+    pub path: PathBuf,
+    /// How long per-recipient message records are kept (SPEC §5). Default `30d`.
+    #[serde(deserialize_with = "humantime_serde::deserialize")]
+    pub message_retention: Duration,
+    /// Bytes of sled's page cache; at least 1 MiB. Default
+    /// [`super::DEFAULT_CACHE_SIZE`] (16 MiB).
     pub cache_size: u64,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
         RawStorage {
-            path: "data".into(),
-            message_retention: "30d".into(),
-            cache_size: crate::store::DEFAULT_CACHE_SIZE,
+            path: PathBuf::from("data"),
+            message_retention: Duration::from_secs(30 * 24 * 3600),
+            cache_size: super::DEFAULT_CACHE_SIZE,
         }
     }
 }
@@ -250,23 +331,79 @@ impl Default for RawStorage {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLog {
-    /// `text` for people, `json` for machines.
-    pub format: String,
+    /// `text` for people, `json` for machines. Default `text`.
+    #[serde(deserialize_with = "by_name")]
+    pub format: LogFormat,
 }
 
 impl Default for RawLog {
     fn default() -> Self {
         RawLog {
-            format: "text".into(),
+            format: LogFormat::Text,
         }
     }
 }
 
-/// `[dkim]`: signing key for forwarded mail.
+/// `[dkim]`: signing key for forwarded mail. No defaults: all three keys are required when
+/// the section is present.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDkim {
+    /// The `d=` domain.
     pub domain: String,
+    /// The `s=` selector: the key is published at `<selector>._domainkey.<domain>`.
     pub selector: String,
-    pub key_file: String,
+    /// PEM private key: RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8).
+    pub key_file: PathBuf,
+}
+
+/// Reads the value as text and hands it to `T`'s own `Deserialize` (a unit-variant enum), so
+/// a wrong name gets serde's message listing the accepted ones. The `config` crate's enum
+/// support would instead report the Rust type's name and no choices, and would refuse a value
+/// the environment parsed as a number or boolean before the name is even compared.
+fn by_name<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let name = String::deserialize(deserializer)?;
+    T::deserialize(StringDeserializer::<D::Error>::new(name))
+}
+
+/// A list whose entries are read with `T`'s own `Deserialize` after spaces around each are
+/// removed (`"10.0.0.0/8, 192.168.0.0/16"` from the environment splits into two entries).
+fn trimmed_each<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    /// One entry: text, trimmed, then `T`.
+    struct Trimmed<T>(T);
+
+    impl<'de, T: DeserializeOwned> Deserialize<'de> for Trimmed<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let text = String::deserialize(deserializer)?;
+            T::deserialize(StringDeserializer::<D::Error>::new(text.trim().to_string()))
+                .map(Trimmed)
+        }
+    }
+
+    let entries = Vec::<Trimmed<T>>::deserialize(deserializer)?;
+    Ok(entries.into_iter().map(|Trimmed(t)| t).collect())
+}
+
+/// A lifetime: a humantime duration (`"24h"`, `"7d"`) or `"never"` (any case), which is
+/// `None`.
+fn lifetime<'de, D>(deserializer: D) -> Result<Option<Duration>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    humantime::parse_duration(text).map(Some).map_err(|_| {
+        de::Error::invalid_value(de::Unexpected::Str(text), &"a duration or \"never\"")
+    })
 }

@@ -14,7 +14,7 @@ use crate::state::AppState;
 pub fn key_is_valid(state: &AppState, candidate: &str) -> bool {
     let mut ok = subtle::Choice::from(0u8);
     for key in &state.config.http.api_keys {
-        ok |= key.as_bytes().ct_eq(candidate.as_bytes());
+        ok |= key.expose().as_bytes().ct_eq(candidate.as_bytes());
     }
     bool::from(ok)
 }

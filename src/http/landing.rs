@@ -33,7 +33,7 @@ use crate::state::AppState;
 use crate::store::{Reason, Scope, Status, StoreError, Suppression, SuppressionKey};
 use crate::suppression::{Op, Rule, When};
 use crate::unsubscribe::pages;
-use crate::unsubscribe::redirect::{redirect_url, MdEmail};
+use crate::unsubscribe::redirect::redirect_url;
 use crate::unsubscribe::token::TokenData;
 
 /// Largest POST body read: a one-click or button form is a few dozen bytes; multipart framing
@@ -201,9 +201,9 @@ async fn form_fields(request: Request) -> Result<Vec<(String, String)>, StatusCo
 /// UNSUB URL when the token has a usable one, else the unsubscribed page.
 fn after_button(state: &AppState, token: &str, data: &TokenData) -> Response {
     if let Some(url) = data.url.as_deref() {
-        let md_email = MdEmail::from_config(&state.config.unsubscribe.md_email);
-        let target = redirect_url(url, &data.md_id, &md_email.render(&data.recipient))
-            .and_then(|l| HeaderValue::from_str(&l).ok());
+        let md_email = state.config.unsubscribe.md_email.render(&data.recipient);
+        let target =
+            redirect_url(url, &data.md_id, &md_email).and_then(|l| HeaderValue::from_str(&l).ok());
         if let Some(location) = target {
             let mut response = StatusCode::SEE_OTHER.into_response();
             response.headers_mut().insert(header::LOCATION, location);

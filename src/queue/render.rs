@@ -8,22 +8,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, ListUnsubscribe};
 use crate::mime::dkim::Dkim;
 use crate::mime::footer::append_footer;
 use crate::mime::headers::{has_header, prepend_headers};
 use crate::mime::unsub::{first_unsub_tag, rewrite_unsub, UnsubTag};
 use crate::store::{QueuedMessage, QueuedRecipient};
 use crate::unsubscribe::token::{TokenData, Tokens};
-
-/// `unsubscribe.list_unsubscribe`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ListUnsubscribe {
-    /// When the copy carries a link (a tag or the footer).
-    Auto,
-    Always,
-    Never,
-}
 
 /// Renders recipient copies; built once at startup.
 #[derive(Debug)]
@@ -51,11 +42,7 @@ impl Renderer {
         Renderer {
             tokens,
             base_url: u.base_url.trim_end_matches('/').to_string(),
-            list_unsubscribe: match u.list_unsubscribe.as_str() {
-                "always" => ListUnsubscribe::Always,
-                "never" => ListUnsubscribe::Never,
-                _ => ListUnsubscribe::Auto,
-            },
+            list_unsubscribe: u.list_unsubscribe,
             footer: u.footer,
             dkim,
         }

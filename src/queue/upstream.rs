@@ -244,7 +244,7 @@ impl Upstream {
         if let Some((user, pass)) = &self.config.credentials {
             conn.auth(
                 &[Mechanism::Plain, Mechanism::Login],
-                &Credentials::new(user.clone(), pass.clone()),
+                &Credentials::new(user.clone(), pass.expose().clone()),
             )
             .await
             .map_err(|e| SendError::from_lettre(&e))?;

@@ -112,7 +112,7 @@ pub async fn verify(users: &[SmtpUser], user: &str, password: &str) -> bool {
     let found = users
         .iter()
         .find(|u| u.name == user)
-        .map(|u| u.password_hash.clone());
+        .map(|u| u.password_hash.expose().clone());
     let known = found.is_some();
     let hash = found.unwrap_or_else(|| DUMMY_HASH.to_string());
     let password = password.to_string();
@@ -167,7 +167,7 @@ mod tests {
             .to_string();
         let users = vec![SmtpUser {
             name: "app".into(),
-            password_hash: hash,
+            password_hash: hash.into(),
         }];
         assert!(verify(&users, "app", "secret").await);
         assert!(!verify(&users, "app", "wrong").await);

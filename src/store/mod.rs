@@ -75,11 +75,11 @@ pub use suppressions::Page;
 pub use tombstones::is_tombstone;
 pub use verdict::{Query, Verdict};
 
-/// sled's page cache unless `storage.cache_size` says otherwise. sled counts what nodes take
-/// on disk, and what they take in memory is about twice that (sled issues #986, #1309). RCPT
-/// checks do not read sled (see [`index`]), so the cache mostly holds the queue and the spool:
-/// from 64 to 16 MiB, resident memory at 1,000,000 entries fell by ~90 MiB at the same
-/// throughput (bench/results/cache-size-1M-20261127.md).
+/// sled's page cache for [`Store::open`]; quell itself opens with `storage.cache_size`
+/// ([`Store::open_with`]). The store imports nothing of ours, so this is the same number as
+/// the config's default (`config::DEFAULT_CACHE_SIZE`, where the choice is explained), and
+/// `app.rs` fails to compile if they differ. RCPT checks do not read sled (see [`index`]),
+/// so the cache mostly holds the queue and the spool.
 pub const DEFAULT_CACHE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// A store failure. Every one is an I/O or corruption problem, never bad input.

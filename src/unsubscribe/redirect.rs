@@ -12,26 +12,10 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// How the address is shown to the app in `md_email` (`unsubscribe.md_email`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MdEmail {
-    /// The address as is.
-    Plain,
-    /// Mandrill's obfuscated form, `j***@e******.***`: the app can recognise a reader it
-    /// already knows without the URL carrying the address into access logs.
-    Obfuscated,
-}
+/// How the address is shown to the app in `md_email`: the `unsubscribe.md_email` setting.
+pub use crate::config::MdEmail;
 
 impl MdEmail {
-    /// From the config value (`plain` or `obfuscated`, checked when the config is loaded).
-    pub fn from_config(value: &str) -> MdEmail {
-        if value == "obfuscated" {
-            MdEmail::Obfuscated
-        } else {
-            MdEmail::Plain
-        }
-    }
-
     /// The `md_email` value for `address`.
     pub fn render(self, address: &str) -> String {
         match self {
@@ -122,8 +106,7 @@ mod tests {
         assert_eq!(obfuscate("noat"), "n***");
         assert_eq!(obfuscate(""), "");
         assert_eq!(MdEmail::Plain.render("a@b.io"), "a@b.io");
-        assert_eq!(MdEmail::from_config("obfuscated"), MdEmail::Obfuscated);
-        assert_eq!(MdEmail::from_config("plain"), MdEmail::Plain);
+        assert_eq!(MdEmail::Obfuscated.render("a@b.io"), "a@b.**");
     }
 
     #[test]

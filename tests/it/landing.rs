@@ -271,7 +271,8 @@ async fn confirm_button_redirects_to_the_app_with_md_id_and_md_email() {
 
 #[tokio::test]
 async fn obfuscated_md_email() {
-    let q = Quell::start_with(|c| c.unsubscribe.md_email = "obfuscated".into()).await;
+    let q =
+        Quell::start_with(|c| c.unsubscribe.md_email = quell::config::MdEmail::Obfuscated).await;
     let (_, token) = message(&q, RCPT, SENDER, Some("https://shop.example/bye"));
     let r = button(&q, &token, "unsubscribe").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -505,7 +506,7 @@ async fn the_generated_secret_survives_restarts() {
     let state = |secret: &str| {
         let mut config = Config::default();
         config.storage.path = path.clone();
-        config.unsubscribe.secret = secret.to_string();
+        config.unsubscribe.secret = secret.into();
         let store = Store::open(&path).unwrap();
         AppState::new(config, store, Scheduler::channel().0)
     };

@@ -267,7 +267,7 @@ mod tls {
             });
             c.smtp.users = vec![quell::config::SmtpUser {
                 name: "app".into(),
-                password_hash: hash,
+                password_hash: hash.into(),
             }];
         })
         .await;

@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use mail_parser::MessageParser;
+use quell::config::ListUnsubscribe;
 use quell::unsubscribe::token::TokenData;
 
 use crate::support::{message, Quell, Received};
@@ -162,7 +163,7 @@ async fn list_unsubscribe_modes_and_the_apps_own_header() {
     assert_eq!(links(body, &q.url("")).len(), 1);
 
     // always: headers even without a tag.
-    let q = Quell::start_with(|c| c.unsubscribe.list_unsubscribe = "always".into()).await;
+    let q = Quell::start_with(|c| c.unsubscribe.list_unsubscribe = ListUnsubscribe::Always).await;
     q.send(
         "app@example.com",
         &["a@example.net"],
@@ -175,7 +176,7 @@ async fn list_unsubscribe_modes_and_the_apps_own_header() {
     assert_eq!(text.trim_end(), "no tag");
 
     // never: the tag becomes a link, but no header.
-    let q = Quell::start_with(|c| c.unsubscribe.list_unsubscribe = "never".into()).await;
+    let q = Quell::start_with(|c| c.unsubscribe.list_unsubscribe = ListUnsubscribe::Never).await;
     q.send(
         "app@example.com",
         &["a@example.net"],

@@ -55,7 +55,7 @@ impl Quell {
         config.upstream.port = upstream.addr.port();
         config.upstream.timeout = Duration::from_secs(10);
         config.upstream.connections = 2;
-        config.http.api_keys = vec![API_KEY.to_string()];
+        config.http.api_keys = vec![API_KEY.into()];
         config.queue.retry_initial = Duration::from_millis(50);
         config.queue.retry_max = Duration::from_millis(200);
         let smtp = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
