@@ -57,14 +57,21 @@ pub struct App {
 
 impl App {
     /// Opens the store at `storage.path` and builds the shared state.
+    /// Refuses to start (before the store is touched, so a full disk cannot leave it half
+    /// written) while its file system has less than `storage.min_free` free.
     pub fn open(config: Config) -> Result<App, AppError> {
         let path = config.storage.path.clone();
-        let store = Store::open_with(&path, config.storage.cache_size).map_err(|source| {
-            AppError::Store {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
+        let store_error = |source| AppError::Store {
+            path: path.display().to_string(),
+            source,
+        };
+        let floor = config.storage.min_free;
+        let free = crate::store::free_space(&path).map_err(|e| store_error(e.into()))?;
+        if free < floor {
+            return Err(store_error(StoreError::Full { free, floor }));
+        }
+        let store = Store::open_with(&path, config.storage.cache_size).map_err(store_error)?;
+        store.set_min_free(floor);
         let (scheduler, jobs) = Scheduler::channel();
         Ok(App {
             state: AppState::new(config, store, scheduler),

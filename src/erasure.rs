@@ -77,6 +77,7 @@ impl Erasure {
             updated_at: now,
             error: None,
         };
+        self.store.ensure_room()?;
         self.store.deletion_put(&task)?;
         self.store.flush().await?;
         self.wake.notify_one();

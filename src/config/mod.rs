@@ -224,6 +224,8 @@ pub struct StorageConfig {
     pub message_retention: Duration,
     /// Bytes of sled's page cache (`storage.cache_size`).
     pub cache_size: u64,
+    /// Free bytes below which new mail and changes are refused (`storage.min_free`).
+    pub min_free: u64,
 }
 
 /// Log line format (`log.format`).

@@ -315,6 +315,11 @@ pub struct RawStorage {
     /// Bytes of sled's page cache; at least 1 MiB. Default
     /// [`super::DEFAULT_CACHE_SIZE`] (16 MiB).
     pub cache_size: u64,
+    /// Bytes that must stay free on the store's file system: below it new mail is refused at
+    /// MAIL (`452 4.3.1`), API changes answer `507`, `/readyz` says not ready, and quell will
+    /// not start; delivery goes on, using the reserve, and mail is accepted again as soon as
+    /// space returns (like Postfix's `queue_minfree`). 0 turns the check off. Default 64 MiB.
+    pub min_free: u64,
 }
 
 impl Default for RawStorage {
@@ -323,6 +328,7 @@ impl Default for RawStorage {
             path: PathBuf::from("data"),
             message_retention: Duration::from_secs(30 * 24 * 3600),
             cache_size: super::DEFAULT_CACHE_SIZE,
+            min_free: 64 * 1024 * 1024,
         }
     }
 }

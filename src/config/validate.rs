@@ -166,6 +166,7 @@ impl TryFrom<RawConfig> for Config {
             path: st.path,
             message_retention: st.message_retention,
             cache_size: st.cache_size,
+            min_free: st.min_free,
         };
 
         let log = LogConfig {

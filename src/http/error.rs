@@ -41,9 +41,28 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         tracing::error!(error = %e, "store failure in HTTP handler");
         ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "internal error".into(),
+            status: store_status(&e),
+            message: store_message(&e).into(),
         }
+    }
+}
+
+/// The status of a store failure: `507 Insufficient Storage` while the disk is below
+/// `storage.min_free` (temporary: nothing was written, try again later), else 500.
+pub fn store_status(e: &StoreError) -> StatusCode {
+    if e.is_full() {
+        StatusCode::INSUFFICIENT_STORAGE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+/// What a client is told of a store failure (the cause goes to the log).
+pub fn store_message(e: &StoreError) -> &'static str {
+    if e.is_full() {
+        "insufficient storage: quell's disk is below its free-space floor; nothing was changed, try again later"
+    } else {
+        "internal error"
     }
 }
 

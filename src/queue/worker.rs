@@ -311,7 +311,11 @@ async fn bounce(
             rule: Rule::Strengthen,
             unless_allowlisted: true,
         };
-        if let Some(Outcome::Written(_)) = state.suppressions.apply(vec![op]).await?.pop() {
+        let written = state
+            .suppressions
+            .apply_in_reserve(vec![op], Vec::new())
+            .await?;
+        if let Some(Outcome::Written(_)) = written.last() {
             tracing::info!(md_id = %rcpt.md_id, scope = "global", reason = "hard-bounce", "suppression added");
         }
     }

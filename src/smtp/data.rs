@@ -88,7 +88,11 @@ impl Session {
         let body = self.with_trace_header(&queue_id, content);
         if let Err(e) = self.state.store.enqueue(&queued, body, &records).await {
             tracing::error!(error = %e, "cannot store message");
-            return Reply::local_error();
+            return if e.is_full() {
+                Reply::insufficient_storage()
+            } else {
+                Reply::local_error()
+            };
         }
         // The durability point: after this flush a crash loses nothing (see store docs).
         if let Err(e) = self.state.store.flush().await {

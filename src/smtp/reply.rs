@@ -165,6 +165,12 @@ impl Reply {
         )
     }
 
+    /// The store's disk is below `storage.min_free` (RFC 3463 4.3.1): a temporary refusal the
+    /// client retries, given at MAIL before it sends the data.
+    pub fn insufficient_storage() -> Reply {
+        Reply::new(452, "4.3.1", "Insufficient system storage")
+    }
+
     pub fn local_error() -> Reply {
         Reply::new(451, "4.3.0", "Local error in processing, try again later")
     }

@@ -167,6 +167,10 @@ impl Session {
         if size > self.state.config.smtp.max_message_size {
             return Reply::message_too_big();
         }
+        if let Err(e) = self.state.store.ensure_room() {
+            tracing::warn!(error = %e, "mail refused: storage");
+            return Reply::insufficient_storage();
+        }
         let sender = if from.is_empty() {
             String::new()
         } else {

@@ -76,6 +76,11 @@ impl Layout {
         }
     }
 
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn sled_config(&self, path: &Path) -> sled::Config {
         sled::Config::new()
             .path(path)

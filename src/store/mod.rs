@@ -94,6 +94,43 @@ pub enum StoreError {
     },
     #[error("store directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The file system holding the store has less free space than `storage.min_free`: new
+    /// mail and changes are refused (a temporary condition) so that the reserve lets the queue
+    /// drain and records be updated.
+    #[error("{free} bytes free on the store's file system, less than storage.min_free ({floor})")]
+    Full { free: u64, floor: u64 },
+}
+
+impl StoreError {
+    /// Whether the store refused for want of space (temporary: it passes when space returns).
+    pub fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full { .. } => true,
+            StoreError::Io(e) => e.raw_os_error() == Some(28), // ENOSPC
+            StoreError::Sled(sled::Error::Io(e)) => e.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
+}
+
+/// Free bytes for unprivileged writers on the file system holding `path` (or, while `path`
+/// does not exist yet, its nearest existing parent).
+pub fn free_space(path: &Path) -> std::io::Result<u64> {
+    let mut at = path;
+    loop {
+        match rustix::fs::statvfs(at) {
+            Ok(s) => return Ok(s.f_bavail.saturating_mul(s.f_frsize)),
+            Err(e) if e == rustix::io::Errno::NOENT => match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                _ => {
+                    return rustix::fs::statvfs(".")
+                        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+                        .map_err(Into::into)
+                }
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The sled database of one generation and its trees (see [`generation`]).
@@ -208,6 +245,8 @@ struct Shared {
     message_updates: std::sync::Mutex<()>,
     /// Every message record written, to whoever listens ([`Store::message_changes`]).
     message_changes: tokio::sync::broadcast::Sender<MessageRecord>,
+    /// `storage.min_free`: below it, [`Store::ensure_room`] refuses.
+    min_free: AtomicU64,
     /// Queued transactions: counted as they come and go, so `/metrics` never scans the tree.
     queued: AtomicU64,
     /// Flush requests taken (a ticket each) ...
@@ -265,6 +304,7 @@ impl Store {
                 spool,
                 index,
                 tombstones,
+                min_free: AtomicU64::new(0),
                 message_updates: std::sync::Mutex::new(()),
                 message_changes: tokio::sync::broadcast::channel(messages::CHANGES_BUFFER).0,
                 queued: AtomicU64::new(queued),
@@ -343,6 +383,27 @@ impl Store {
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(format!("flush task: {e}"))))??;
         *flushed = covers;
+        Ok(())
+    }
+
+    /// Sets the free-space floor below which [`Store::ensure_room`] refuses.
+    pub fn set_min_free(&self, bytes: u64) {
+        self.shared.min_free.store(bytes, AtomicOrdering::Relaxed);
+    }
+
+    /// `Ok` while the store's file system has at least `storage.min_free` bytes free;
+    /// [`StoreError::Full`] below it. Asked before accepting mail or a change, so that the
+    /// reserve below the floor is left to delivery (records, the queue shrinking). One
+    /// `statvfs`.
+    pub fn ensure_room(&self) -> Result<(), StoreError> {
+        let floor = self.shared.min_free.load(AtomicOrdering::Relaxed);
+        if floor == 0 {
+            return Ok(());
+        }
+        let free = free_space(self.shared.layout.root())?;
+        if free < floor {
+            return Err(StoreError::Full { free, floor });
+        }
         Ok(())
     }
 

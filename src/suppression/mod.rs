@@ -4,6 +4,8 @@
 //!
 //! - applies it atomically, each key decided by its [`Rule`] against what the key holds at
 //!   that moment ([`rules`], [`crate::store::Store::update`]);
+//! - refuses while the store's disk is below `storage.min_free` ([`StoreError::Full`]), so
+//!   that the reserve is left to delivery (whose hard bounces still go in);
 //! - runs the disk work on tokio's blocking pool, never on an async worker;
 //! - syncs it before returning ([`crate::store::Store::flush`], shared by concurrent callers),
 //!   so an answer given after it survives a crash of quell;
@@ -83,10 +85,20 @@ impl Suppressions {
         ops: Vec<Op>,
         profiles: Vec<(String, Option<String>)>,
     ) -> Result<Vec<Outcome>, StoreError> {
+        self.store.ensure_room()?;
+        self.apply_in_reserve(ops, profiles).await
+    }
+
+    /// [`Suppressions::apply_with_profiles`] also below the free-space floor: for what delivery
+    /// records (a hard bounce), which the reserve is kept for.
+    pub async fn apply_in_reserve(
+        &self,
+        ops: Vec<Op>,
+        profiles: Vec<(String, Option<String>)>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let this = self.clone();
         let outcomes = joined(
-            tokio::task::spawn_blocking(move || this.apply_blocking(&ops, &profiles, now_secs()))
-                .await,
+            tokio::task::spawn_blocking(move || this.write(&ops, &profiles, now_secs())).await,
         )?;
         self.store.flush().await?;
         Ok(outcomes)
@@ -97,6 +109,17 @@ impl Suppressions {
     /// [`Suppressions::sync_blocking`]) before it reports success. `now` (Unix seconds) decides
     /// which stored entries have expired.
     pub fn apply_blocking(
+        &self,
+        ops: &[Op],
+        profiles: &[(String, Option<String>)],
+        now: i64,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        self.store.ensure_room()?;
+        self.write(ops, profiles, now)
+    }
+
+    /// The write itself, without the free-space check.
+    fn write(
         &self,
         ops: &[Op],
         profiles: &[(String, Option<String>)],
@@ -138,6 +161,7 @@ impl Suppressions {
     /// Removes every entry of `list` in `scope` and syncs; how many. The scan runs on the
     /// blocking pool; RCPT checks go on meanwhile.
     pub async fn clear(&self, scope: Scope, list: List) -> Result<usize, StoreError> {
+        self.store.ensure_room()?;
         let store = self.store.clone();
         let cleared = scope.clone();
         let removed = joined(
@@ -156,6 +180,7 @@ impl Suppressions {
         address: String,
         comment: Option<String>,
     ) -> Result<usize, StoreError> {
+        self.store.ensure_room()?;
         let store = self.store.clone();
         let allowed = address.clone();
         let removed = joined(
@@ -186,6 +211,7 @@ impl Suppressions {
 
     /// Takes `address` off the allowlist and syncs; whether it was there.
     pub async fn disallow(&self, address: String) -> Result<bool, StoreError> {
+        self.store.ensure_room()?;
         let store = self.store.clone();
         let removed = address.clone();
         let was =

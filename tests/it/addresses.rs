@@ -35,6 +35,7 @@ async fn a_quoted_spelling_of_a_suppressed_address_is_refused_too() {
     let mut c = q.client().await;
     c.expect("EHLO app.test", "250").await;
     c.expect("MAIL FROM:<app@example.com>", "250").await;
-    c.expect("RCPT TO:<\"Victim\"@Example.NET>", "550 5.7.1").await;
+    c.expect("RCPT TO:<\"Victim\"@Example.NET>", "550 5.7.1")
+        .await;
     c.expect("RCPT TO:<VICTIM@example.net>", "550 5.7.1").await;
 }

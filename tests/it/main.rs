@@ -10,6 +10,7 @@ mod delivery;
 mod dkim;
 mod durability;
 mod erasure;
+mod full_disk;
 mod http;
 mod landing;
 mod mailgun;

@@ -222,6 +222,7 @@ pub(super) async fn import<R: Resource>(
         accepted_at: now,
     };
     // The 202 promises the import: the upload is kept, synced, until its rows are.
+    state.store.ensure_room()?;
     let store = state.store.clone();
     let (kept_id, kept_csv) = (id.clone(), csv.clone());
     tokio::task::spawn_blocking(move || store.import_put(&kept_id, &job, &kept_csv))

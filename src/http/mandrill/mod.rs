@@ -102,8 +102,9 @@ pub enum MandrillError {
     /// A method other than `POST`.
     #[error("Validation error: Mandrill API calls are made with POST")]
     WrongMethod,
-    /// The store failed; the cause goes to the log, the client sees a general error.
-    #[error("An unexpected error occurred processing the request")]
+    /// The store failed; the cause goes to the log, the client sees a general error (or, with
+    /// the disk below its floor, that nothing was changed and to try again later).
+    #[error("{}", if .0.is_full() { crate::http::error::store_message(.0) } else { "An unexpected error occurred processing the request" })]
     Store(#[from] StoreError),
     /// A blocking store scan panicked or was cancelled; logged like a store failure.
     #[error("An unexpected error occurred processing the request")]
@@ -119,7 +120,8 @@ impl MandrillError {
             MandrillError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MandrillError::NotRejected(_) => StatusCode::NOT_FOUND,
             MandrillError::WrongMethod => StatusCode::METHOD_NOT_ALLOWED,
-            MandrillError::Store(_) | MandrillError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            MandrillError::Store(e) => crate::http::error::store_status(e),
+            MandrillError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -47,7 +47,7 @@ impl IntoResponse for DeletionError {
             DeletionError::UnknownTask(_) => StatusCode::NOT_FOUND,
             DeletionError::Store(ref e) => {
                 tracing::error!(error = %e, "store failure in the deletion API");
-                StatusCode::INTERNAL_SERVER_ERROR
+                crate::http::error::store_status(e)
             }
         };
         let body = json!({ "status": "error", "error": self.to_string() });

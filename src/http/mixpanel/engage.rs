@@ -69,7 +69,7 @@ pub(super) enum EngageError {
     Record { index: usize, source: RecordError },
     #[error("records[{index}]: unknown $distinct_id {id:?}: no $email in the record, no profile, and not an address")]
     Unknown { index: usize, id: String },
-    #[error("internal error")]
+    #[error("{}", crate::http::error::store_message(.0))]
     Store(#[from] StoreError),
     #[error("internal error")]
     Task,
@@ -81,7 +81,8 @@ impl EngageError {
             EngageError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             EngageError::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             EngageError::MissingToken(_) | EngageError::BadToken(_) => StatusCode::UNAUTHORIZED,
-            EngageError::Store(_) | EngageError::Task => StatusCode::INTERNAL_SERVER_ERROR,
+            EngageError::Store(e) => crate::http::error::store_status(e),
+            EngageError::Task => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }

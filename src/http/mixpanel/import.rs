@@ -34,6 +34,14 @@ pub(super) async fn import(State(state): State<AppState>, request: Request) -> R
             None,
         );
     }
+    if let Err(e) = state.store.ensure_room() {
+        tracing::warn!(error = %e, "mixpanel import refused");
+        return failure(
+            crate::http::error::store_status(&e),
+            crate::http::error::store_message(&e),
+            None,
+        );
+    }
     let source = match Source::of(&state, parts, body).await {
         Ok(source) => source,
         Err(e) => return failure(e.status(), &e.to_string(), None),
@@ -83,15 +91,16 @@ pub(super) async fn import(State(state): State<AppState>, request: Request) -> R
                 StopCause::Body(e) => e.status(),
                 StopCause::Store(e) => {
                     tracing::error!(error = %e, applied = report.applied, "mixpanel import stopped by a store failure");
-                    StatusCode::INTERNAL_SERVER_ERROR
+                    crate::http::error::store_status(e)
                 }
             };
             tracing::warn!(rows = report.rows, applied = report.applied, error = %cause, "mixpanel import stopped");
             let message = match cause {
                 StopCause::Body(e) => format!("{e}; the rows before it were applied (see applied)"),
-                StopCause::Store(_) => {
-                    "internal error; the rows before it were applied (see applied)".into()
-                }
+                StopCause::Store(e) => format!(
+                    "{}; the rows before it were applied (see applied)",
+                    crate::http::error::store_message(&e)
+                ),
             };
             failure(status, &message, Some(report.fields()))
         }
