@@ -24,6 +24,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -214,6 +215,8 @@ pub(super) struct SuppressionIndex {
     /// The allowlisted addresses, hashed like the pairs: the RCPT check of a suppressed
     /// recipient asks it without reading sled (whose large batches hold readers back).
     allowlisted: RwLock<HashSet<u64, BuildHasherDefault<PassThrough>>>,
+    /// Every stored entry has been read in (see [`SuppressionIndex::build_chunk`]).
+    complete: AtomicBool,
     keys: RandomState,
     /// Whether any tombstone (`#…`) was ever recorded: until then RCPT checks skip hashing.
     tombstones: AtomicBool,
@@ -231,16 +234,15 @@ impl SuppressionIndex {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             writing: Mutex::new(()),
             allowlisted: RwLock::default(),
+            complete: AtomicBool::new(false),
             keys: RandomState::new(),
             tombstones: AtomicBool::new(false),
         }
     }
 
-    /// The index of every entry in the `suppressions` tree and every address in `allowlist`.
-    pub fn build(
-        suppressions: &sled::Tree,
-        allowlist: &sled::Tree,
-    ) -> Result<SuppressionIndex, StoreError> {
+    /// An index holding every address in `allowlist` and no entry yet: not complete until
+    /// [`SuppressionIndex::build_chunk`] has gone through the `suppressions` tree.
+    pub fn open(allowlist: &sled::Tree) -> Result<SuppressionIndex, StoreError> {
         let index = SuppressionIndex::empty();
         {
             let mut writer = index.writer();
@@ -248,20 +250,52 @@ impl SuppressionIndex {
                 let (k, _) = item?;
                 writer.allow(&String::from_utf8_lossy(&k));
             }
-            for item in suppressions.iter() {
-                let (k, v) = item?;
-                if let Some((pair, address, list)) = super::keys::suppression_parts(&k) {
-                    let entry: Indexed<'_> = decode_borrowed(&v)?;
-                    writer.record(
-                        index.hash_pair(pair),
-                        address.first() == Some(&b'#'),
-                        list,
-                        entry,
-                    );
-                }
-            }
         }
         Ok(index)
+    }
+
+    /// Adds up to `limit` entries of `suppressions` after the key `after` (from the start with
+    /// `None`), under the writer lock, so that no write comes between reading an entry and
+    /// recording it; returns the last key read, or `None` (and marks the index complete) at
+    /// the end of the tree. Writes between chunks keep the index right by themselves: a key
+    /// already read is updated by its writer, one not yet read is read as the writer left it.
+    pub fn build_chunk(
+        &self,
+        suppressions: &sled::Tree,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut writer = self.writer();
+        let range = match after {
+            Some(k) => suppressions.range::<&[u8], _>((Bound::Excluded(k), Bound::Unbounded)),
+            None => suppressions.iter(),
+        };
+        let mut last = None;
+        for item in range.take(limit) {
+            let (k, v) = item?;
+            if let Some((pair, address, list)) = super::keys::suppression_parts(&k) {
+                let entry: Indexed<'_> = decode_borrowed(&v)?;
+                writer.record(
+                    self.hash_pair(pair),
+                    address.first() == Some(&b'#'),
+                    list,
+                    entry,
+                );
+            }
+            last = Some(k);
+        }
+        match last {
+            Some(k) => Ok(Some(k.to_vec())),
+            None => {
+                self.complete.store(true, Ordering::Release);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether every stored entry is in the index (until then, decisions read the tree).
+    pub fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::Acquire)
     }
 
     /// The hash of a pair as its key's bytes `<scope> 0x00 <address>` hold it: the same value as

@@ -82,6 +82,11 @@ pub use verdict::{Query, Verdict};
 /// so the cache mostly holds the queue and the spool.
 pub const DEFAULT_CACHE_SIZE: u64 = 16 * 1024 * 1024;
 
+/// Suppression entries read into the index per hold of the writer lock at start.
+const INDEX_CHUNK: usize = 10_000;
+/// Entries read before [`Store::open`] returns; a bigger store goes on in the background.
+const INDEX_AT_OPEN: usize = 50_000;
+
 /// A store failure. Every one is an I/O or corruption problem, never bad input.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -289,11 +294,19 @@ impl Store {
 
     /// Like [`Store::open`], with `cache_size` bytes of sled page cache.
     pub fn open_with(path: &Path, cache_size: u64) -> Result<Store, StoreError> {
+        let store = Store::open_unindexed(path, cache_size)?;
+        store.build_index(INDEX_AT_OPEN)?;
+        Ok(store)
+    }
+
+    /// The store with its index holding the allowlist only: entries are read in by
+    /// [`Store::build_index`] (or, in tests, chunk by chunk).
+    fn open_unindexed(path: &Path, cache_size: u64) -> Result<Store, StoreError> {
         let layout = generation::Layout::new(path, cache_size);
         let (db, dir) = layout.open_current()?;
         let trees = Trees::open(db, &dir)?;
         let spool = spool::Spool::open(path)?;
-        let index = index::SuppressionIndex::build(&trees.suppressions, &trees.allowlist)?;
+        let index = index::SuppressionIndex::open(&trees.allowlist)?;
         let tombstones = tombstones::TombstoneKey::load_or_create(&trees.meta)?;
         let queued = trees.queue.len() as u64;
         let store = Store {
@@ -315,6 +328,46 @@ impl Store {
         store.spool_migrate()?;
         store.spool_collect()?;
         Ok(store)
+    }
+
+    /// Reads the suppression entries into the index: up to `at_open` before the store
+    /// is handed out, the rest on a thread of its own, so that a big store answers its first
+    /// RCPT at once (decisions read the tree until the index is complete, see
+    /// [`Store::verdict`]).
+    fn build_index(&self, at_open: usize) -> Result<(), StoreError> {
+        let mut after = None;
+        for _ in 0..at_open / INDEX_CHUNK {
+            let tree = self.read().suppressions.clone();
+            match self
+                .index()
+                .build_chunk(&tree, after.as_deref(), INDEX_CHUNK)?
+            {
+                Some(k) => after = Some(k),
+                None => return Ok(()),
+            }
+        }
+        let store = self.clone();
+        std::thread::Builder::new()
+            .name("quell-index".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                loop {
+                    let tree = store.read().suppressions.clone();
+                    match store.index().build_chunk(&tree, after.as_deref(), INDEX_CHUNK) {
+                        Ok(Some(k)) => after = Some(k),
+                        Ok(None) => {
+                            let ms = started.elapsed().as_millis() as u64;
+                            tracing::info!(ms, "suppression index complete");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "suppression index: cannot read the store; RCPT decisions go on reading it");
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(())
     }
 
     /// The current generation, for reading.

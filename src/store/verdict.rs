@@ -37,10 +37,10 @@ impl Store {
     /// The verdict for `query`.
     pub fn verdict(&self, query: &Query<'_>) -> Result<Verdict, StoreError> {
         let sender = query.sender;
+        // Until the index has read every entry (a big store, just opened), the tree decides.
+        let complete = self.index().is_complete();
         // The recipient's own entries and, if it was erased, its tombstones.
-        let tombstone = self
-            .index()
-            .has_tombstones()
+        let tombstone = (!complete || self.index().has_tombstones())
             .then(|| self.tombstone_of(query.recipient));
         let addresses = [Some(query.recipient), tombstone.as_deref()];
         let scopes = [
@@ -53,13 +53,16 @@ impl Store {
         let applies = |reason: Reason| !(query.transactional && reason == Reason::Unsub);
         for scope in scopes.into_iter().flatten() {
             for address in addresses.into_iter().flatten() {
-                let Some(summary) = self.index().summary(scope, address) else {
-                    continue;
-                };
-                let reason = if summary.needs_tree(query.now, query.tags.is_some()) {
+                let reason = if !complete {
                     self.applying_in_tree(scope, address, query, applies)?
+                } else if let Some(summary) = self.index().summary(scope, address) {
+                    if summary.needs_tree(query.now, query.tags.is_some()) {
+                        self.applying_in_tree(scope, address, query, applies)?
+                    } else {
+                        summary.all_mail_reasons().find(|r| applies(*r))
+                    }
                 } else {
-                    summary.all_mail_reasons().find(|r| applies(*r))
+                    continue;
                 };
                 if let Some(reason) = reason {
                     // Asked only now: most checks find no applying entry.
@@ -93,5 +96,134 @@ impl Store {
             (matches && !entry.is_expired(query.now) && applies(entry.reason))
                 .then_some(entry.reason)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{List, Suppression, SuppressionKey};
+
+    fn ask<'a>(sender: &'a str, recipient: &'a str, tags: Option<&'a [String]>) -> Query<'a> {
+        Query {
+            sender,
+            recipient,
+            tags,
+            transactional: false,
+            now: 100,
+        }
+    }
+
+    /// What the tree says, the reference the index must agree with.
+    fn cases(store: &Store) -> Vec<Verdict> {
+        let tags = ["news".to_string()];
+        [
+            ask("a@shop.io", "g@x.io", None),
+            ask("a@shop.io", "d@x.io", None),
+            ask("a@other.io", "d@x.io", None),
+            ask("a@shop.io", "s@x.io", None),
+            ask("b@shop.io", "s@x.io", None),
+            ask("a@shop.io", "t@x.io", None),
+            ask("a@shop.io", "t@x.io", Some(&tags)),
+            ask("a@shop.io", "old@x.io", None),
+            ask("a@shop.io", "w@x.io", None),
+            ask("a@shop.io", "gone@x.io", None),
+        ]
+        .iter()
+        .map(|q| store.verdict(q).unwrap())
+        .collect()
+    }
+
+    #[test]
+    fn a_store_still_reading_its_index_decides_from_the_tree_and_the_same_way_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let put = |s: &Store, scope: Scope, a: &str, e: Suppression| {
+            s.suppression_put(&SuppressionKey::new(scope, a, e.reason.list()), &e)
+                .unwrap();
+        };
+        let expected;
+        {
+            let s = Store::open(&path).unwrap();
+            put(
+                &s,
+                Scope::Global,
+                "g@x.io",
+                Suppression::new(Reason::HardBounce, 1),
+            );
+            put(
+                &s,
+                Scope::Domain("shop.io".into()),
+                "d@x.io",
+                Suppression::new(Reason::Unsub, 1),
+            );
+            put(
+                &s,
+                Scope::Sender("a@shop.io".into()),
+                "s@x.io",
+                Suppression::new(Reason::Spam, 1),
+            );
+            let mut tagged = Suppression::new(Reason::Unsub, 1);
+            tagged.tags = vec!["news".into()];
+            put(&s, Scope::Global, "t@x.io", tagged);
+            let mut expired = Suppression::new(Reason::Unsub, 1);
+            expired.expires_at = Some(50);
+            put(&s, Scope::Global, "old@x.io", expired);
+            put(
+                &s,
+                Scope::Global,
+                "w@x.io",
+                Suppression::new(Reason::Custom, 1),
+            );
+            s.allowlist_put(
+                "w@x.io",
+                &crate::store::AllowEntry {
+                    detail: String::new(),
+                    created_at: 1,
+                },
+            )
+            .unwrap();
+            let tombstone = s.tombstone_of("gone@x.io");
+            put(
+                &s,
+                Scope::Global,
+                &tombstone,
+                Suppression::new(Reason::Unsub, 1),
+            );
+            expected = cases(&s);
+            assert!(s.index().is_complete());
+        }
+        let s = Store::open_unindexed(&path, crate::store::DEFAULT_CACHE_SIZE).unwrap();
+        assert!(!s.index().is_complete());
+        assert_eq!(cases(&s), expected, "decided from the tree");
+        assert!(matches!(expected[0], Verdict::Suppressed { .. }));
+        assert_eq!(expected[8], Verdict::Allow, "allowlisted");
+        assert!(
+            matches!(expected[9], Verdict::Suppressed { .. }),
+            "tombstone"
+        );
+
+        // Read in two entries at a time, with writes on both sides of the reading position.
+        let tree = s.read().suppressions.clone();
+        let mut after = s.index().build_chunk(&tree, None, 2).unwrap();
+        s.suppression_remove(&SuppressionKey::new(Scope::Global, "g@x.io", List::Bounces))
+            .unwrap();
+        put(
+            &s,
+            Scope::Global,
+            "late@x.io",
+            Suppression::new(Reason::Unsub, 1),
+        );
+        while let Some(k) = after {
+            after = s.index().build_chunk(&tree, Some(&k), 2).unwrap();
+        }
+        assert!(s.index().is_complete());
+        let mut now_expected = expected.clone();
+        now_expected[0] = Verdict::Allow;
+        assert_eq!(cases(&s), now_expected, "decided from the index");
+        assert!(matches!(
+            s.verdict(&ask("a@shop.io", "late@x.io", None)).unwrap(),
+            Verdict::Suppressed { .. }
+        ));
     }
 }
