@@ -83,6 +83,14 @@ fn main() {
             opened.as_secs_f64(),
             answered.as_secs_f64()
         );
+        let built = Instant::now();
+        while !store.index_complete() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        println!(
+            "        index complete {:.3} s later (decisions read the store until then)",
+            built.elapsed().as_secs_f64()
+        );
         drop(policy);
         drop(store);
     }

@@ -19,6 +19,9 @@ pub struct Metrics {
     /// Sum of upstream transaction times, microseconds.
     pub upstream_latency_us: AtomicU64,
     pub queue_depth: AtomicU64,
+    /// 1 once the suppression index has read every stored entry (until then RCPT decisions
+    /// read the store: right, but slower).
+    pub index_complete: AtomicU64,
 }
 
 impl Metrics {
@@ -96,6 +99,12 @@ impl Metrics {
             "gauge",
             "Transactions waiting in the delivery queue.",
             g(&self.queue_depth).to_string(),
+        );
+        line(
+            "quell_suppression_index_complete",
+            "gauge",
+            "1 once every stored suppression entry is in memory (after a start).",
+            g(&self.index_complete).to_string(),
         );
         line(
             "quell_upstream_sends_total",

@@ -35,6 +35,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .metrics
         .queue_depth
         .store(state.store.queue_len() as u64, Ordering::Relaxed);
+    state
+        .metrics
+        .index_complete
+        .store(u64::from(state.store.index_complete()), Ordering::Relaxed);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -439,6 +439,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether every stored suppression entry is in the in-memory index (see
+    /// [`Store::build_index`]).
+    pub fn index_complete(&self) -> bool {
+        self.index().is_complete()
+    }
+
     /// Sets the free-space floor below which [`Store::ensure_room`] refuses.
     pub fn set_min_free(&self, bytes: u64) {
         self.shared.min_free.store(bytes, AtomicOrdering::Relaxed);
