@@ -15,15 +15,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::{json, Value};
 
 use crate::cli::{parse_scope, ReasonArg};
+use crate::time::{looks_like_date, rfc3339, UNIX_MAX, UNIX_MIN};
 
-/// The smallest number read as Unix seconds (2001-09-09): below it a value is a flag (`1`).
-const UNIX_MIN: i64 = 1_000_000_000;
-/// The largest number read as Unix seconds (2286-11-20).
-const UNIX_MAX: i64 = 9_999_999_999;
 /// Go's zero time, which Mailgun's Go tooling writes for "no date".
 const GO_ZERO_TIME: i64 = -62_135_596_800;
 
@@ -364,42 +360,7 @@ fn parse_when(s: &str) -> Option<i64> {
             .ok()
             .filter(|n| (UNIX_MIN..=UNIX_MAX).contains(n));
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp());
-    }
-    let rfc2822 = match s.len().checked_sub(4).and_then(|n| s.get(n..)) {
-        Some(zone) if zone.eq_ignore_ascii_case(" utc") => format!("{} GMT", &s[..s.len() - 4]),
-        _ => s.to_string(),
-    };
-    if let Ok(t) = DateTime::parse_from_rfc2822(&rfc2822) {
-        return Some(t.timestamp());
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-            return Some(t.and_utc().timestamp());
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp())
-}
-
-/// `YYYY-…`: meant as a date, so a mistyped one must not silently mean "now".
-fn looks_like_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
-}
-
-fn rfc3339(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
+    crate::time::parse_date(s)
 }
 
 #[cfg(test)]
