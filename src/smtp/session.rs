@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use smtp_proto::{Error as ParseError, Request};
+use smtp_proto::Request;
 
 use super::auth::{AuthExchange, AuthStep};
 use super::codec::MAX_COMMAND_LINE;
+use super::error::SessionError;
 use super::reply::Reply;
 use crate::address;
 use crate::config::OnSuppressed;
@@ -105,11 +106,11 @@ impl Session {
     pub async fn command(&mut self, line: &[u8]) -> (Reply, Next) {
         let is_auth = line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"AUTH ");
         if line.len() > MAX_COMMAND_LINE && !is_auth {
-            return (Reply::line_too_long(), Next::Command);
+            return (self.fail(SessionError::LineTooLong), Next::Command);
         }
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r,
-            Err(e) => return (parse_error_reply(&e), Next::Command),
+            Err(e) => return (self.fail(SessionError::Syntax(e)), Next::Command),
         };
         match request {
             Request::Ehlo { host } => self.ehlo(&host, true),
@@ -165,7 +166,7 @@ impl Session {
             return Reply::auth_required();
         }
         if size > self.state.config.smtp.max_message_size {
-            return Reply::message_too_big();
+            return self.fail(SessionError::MessageTooLarge);
         }
         let sender = if from.is_empty() {
             String::new()
@@ -210,11 +211,23 @@ impl Session {
                 match self.state.config.suppression.on_suppressed {
                     OnSuppressed::Reject => {
                         Metrics::inc(&self.state.metrics.recipients_rejected);
-                        tracing::info!(outcome = "suppressed", action = "reject", %scope, reason = reason.as_str(), "rcpt");
+                        tracing::info!(
+                            outcome = "suppressed",
+                            action = "reject",
+                            %scope,
+                            reason = reason.as_str(),
+                            "rcpt"
+                        );
                         Reply::suppressed(&rcpt, reason.as_str())
                     }
                     OnSuppressed::Drop => {
-                        tracing::info!(outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "rcpt");
+                        tracing::info!(
+                            outcome = "suppressed",
+                            action = "drop",
+                            %scope,
+                            reason = reason.as_str(),
+                            "rcpt"
+                        );
                         tx.recipients.push(Recipient {
                             address: rcpt,
                             dropped: true,
@@ -223,10 +236,7 @@ impl Session {
                     }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "suppression lookup failed");
-                Reply::local_error()
-            }
+            Err(e) => self.fail(SessionError::store("suppression lookup")(e)),
         }
     }
 
@@ -297,6 +307,12 @@ impl Session {
         }
     }
 
+    /// The reply for `err`, its cause logged in the session's span.
+    pub(super) fn fail(&self, err: SessionError) -> Reply {
+        err.log();
+        Reply::for_error(&err, &self.state.config.smtp.hostname)
+    }
+
     /// Size limit for the DATA decoder.
     pub fn max_message_size(&self) -> usize {
         self.state.config.smtp.max_message_size
@@ -308,21 +324,5 @@ impl Session {
             .metrics
             .smtp_connections
             .fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The reply for a line smtp-proto could not parse.
-fn parse_error_reply(e: &ParseError) -> Reply {
-    match e {
-        ParseError::UnknownCommand => Reply::unknown_command(),
-        ParseError::InvalidSenderAddress => Reply::bad_sender_address(),
-        ParseError::InvalidRecipientAddress => Reply::bad_address(),
-        ParseError::SyntaxError { syntax } => Reply::syntax_error(syntax),
-        ParseError::InvalidParameter { param } => Reply::bad_parameter(param),
-        ParseError::UnsupportedParameter { param } => Reply::parameter_not_implemented(param),
-        ParseError::ResponseTooLong => Reply::line_too_long(),
-        ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => {
-            Reply::syntax_error("incomplete command")
-        }
     }
 }
