@@ -15,6 +15,7 @@ use crate::config::OnSuppressed;
 use crate::metrics::Metrics;
 use crate::policy::Verdict;
 use crate::state::AppState;
+use crate::store::Scope;
 
 /// What the connection driver must do after a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -214,7 +215,7 @@ impl Session {
                         tracing::info!(
                             outcome = "suppressed",
                             action = "reject",
-                            %scope,
+                            scope = scope_kind(&scope),
                             reason = reason.as_str(),
                             "rcpt"
                         );
@@ -224,7 +225,7 @@ impl Session {
                         tracing::info!(
                             outcome = "suppressed",
                             action = "drop",
-                            %scope,
+                            scope = scope_kind(&scope),
                             reason = reason.as_str(),
                             "rcpt"
                         );
@@ -324,5 +325,15 @@ impl Session {
             .metrics
             .smtp_connections
             .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The kind of a suppression scope, for logs: a `sender:` scope names an e-mail address,
+/// which stays out of the log.
+pub(super) fn scope_kind(scope: &Scope) -> &'static str {
+    match scope {
+        Scope::Global => "global",
+        Scope::Domain(_) => "domain",
+        Scope::Sender(_) => "sender",
     }
 }

@@ -11,6 +11,7 @@ mod durability;
 mod erasure;
 mod http;
 mod landing;
+mod logs;
 mod mailgun;
 mod mandrill;
 mod mixpanel;
