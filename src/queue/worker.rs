@@ -130,7 +130,7 @@ async fn attempt(
                         relayed(state, &rcpt, attempts, reply)?;
                         true
                     }
-                    Err(e) if e.transient => {
+                    Err(e) if e.is_transient() => {
                         deferred(state, &rcpt, attempts, &e)?;
                         if expired {
                             bounce(state, &rcpt, attempts, &given_up(attempts, &e)).await?;
@@ -241,24 +241,21 @@ fn deferred(
     e: &SendError,
 ) -> Result<(), StoreError> {
     Metrics::inc(&state.metrics.recipients_deferred);
-    tracing::info!(md_id = %rcpt.md_id, outcome = "deferred", attempts, reply = %e.reply, "recipient");
+    tracing::info!(md_id = %rcpt.md_id, outcome = "deferred", attempts, reply = %e, "recipient");
     record(
         state,
         &rcpt.md_id,
         Status::Deferred,
         attempts,
-        e.reply.clone(),
+        e.record_text(),
     )
 }
 
 /// The permanent failure of a copy still deferred after `queue.max_age`.
 fn given_up(attempts: u32, last: &SendError) -> SendError {
-    SendError {
-        transient: false,
-        reply: format!(
-            "gave up after {attempts} attempts (queue.max_age); last reply: {}",
-            last.reply
-        ),
+    SendError::GaveUp {
+        attempts,
+        last: Box::new(last.clone()),
     }
 }
 
@@ -288,7 +285,7 @@ async fn bounce(
     e: &SendError,
 ) -> Result<(), StoreError> {
     Metrics::inc(&state.metrics.recipients_bounced);
-    tracing::info!(md_id = %rcpt.md_id, outcome = "bounced", attempts, reply = %e.reply, "recipient");
+    tracing::info!(md_id = %rcpt.md_id, outcome = "bounced", attempts, reply = %e, "recipient");
     if e.is_hard_bounce() {
         let now = now_secs();
         let entry = Suppression {
@@ -301,7 +298,7 @@ async fn bounce(
                 .expiry
                 .hard_bounce
                 .map(|d| now + d.as_secs() as i64),
-            detail: e.reply.clone(),
+            detail: e.record_text(),
             md_id: Some(rcpt.md_id.clone()),
             code: e.code(),
         };
@@ -324,6 +321,6 @@ async fn bounce(
         &rcpt.md_id,
         Status::Bounced,
         attempts,
-        e.reply.clone(),
+        e.record_text(),
     )
 }

@@ -6,6 +6,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::codec::{DataDecoder, LineReader};
+use super::error::SessionError;
 use super::reply::Reply;
 use super::session::{Next, Session};
 use crate::shutdown::CancellationToken;
@@ -26,13 +27,14 @@ enum Mode {
 }
 
 /// Runs `session` over `stream` until the connection ends or switches to TLS. `greet` sends
-/// the 220 greeting first (not after STARTTLS).
+/// the 220 greeting first (not after STARTTLS). An I/O failure on the stream ends the drive
+/// with [`SessionError::Io`]: nothing can be answered on it.
 pub async fn drive<S>(
     stream: &mut S,
     session: &mut Session,
     shutdown: &CancellationToken,
     greet: bool,
-) -> std::io::Result<Exit>
+) -> Result<Exit, SessionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -65,7 +67,7 @@ where
             let (reply, next) = match (line, &mode) {
                 (Err(_), _) => {
                     session.auth = None;
-                    (Reply::line_too_long(), Next::Command)
+                    (session.fail(SessionError::LineTooLong), Next::Command)
                 }
                 (Ok(line), Mode::Auth) => session.auth_response(&line).await,
                 (Ok(line), _) => session.command(&line).await,
@@ -106,14 +108,15 @@ where
         };
         match read {
             Err(_elapsed) => {
-                tracing::info!("idle timeout");
-                Reply::timeout(&hostname).write_to(&mut out);
+                session
+                    .fail(SessionError::Timeout { idle: timeout })
+                    .write_to(&mut out);
                 write_all(stream, &mut out).await?;
                 return Ok(Exit::Closed);
             }
             Ok(Ok(0)) => return Ok(Exit::Closed),
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => return Err(e.into()),
         }
     }
 }

@@ -4,8 +4,9 @@
 use std::borrow::Cow;
 
 use super::codec::TooBig;
+use super::error::SessionError;
 use super::reply::Reply;
-use super::session::Session;
+use super::session::{scope_kind, Session, Transaction};
 use crate::id::{md_id, new_queue_id, now_secs};
 use crate::metrics::Metrics;
 use crate::mime::tags::take_tags;
@@ -18,13 +19,19 @@ impl Session {
         let Some(tx) = self.transaction.take() else {
             return Reply::bad_sequence("no transaction");
         };
-        let content = match content {
-            Ok(c) => c,
-            Err(TooBig) => {
-                tracing::info!(outcome = "refused", reason = "too big", "data");
-                return Reply::message_too_big();
-            }
-        };
+        match self.accept(tx, content).await {
+            Ok(reply) => reply,
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Checks tag-scoped suppressions, stores the message durably and schedules it.
+    async fn accept(
+        &mut self,
+        tx: Transaction,
+        content: Result<Vec<u8>, TooBig>,
+    ) -> Result<Reply, SessionError> {
+        let content = content.map_err(|TooBig| SessionError::MessageTooLarge)?;
         let (tags, content) = take_tags(&content);
         let queue_id = new_queue_id();
         let now = now_secs();
@@ -34,21 +41,15 @@ impl Session {
             let id = md_id(&queue_id, i + 1);
             let mut dropped = rcpt.dropped;
             if !dropped && !tags.is_empty() {
-                match self
+                let verdict = self
                     .state
                     .policy
                     .check(&tx.sender, &rcpt.address, Some(&tags))
-                {
-                    Ok(Verdict::Allow) => {}
-                    Ok(Verdict::Suppressed { scope, reason }) => {
-                        Metrics::inc(&self.state.metrics.suppression_hits);
-                        tracing::info!(md_id = %id, outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "tag-scoped");
-                        dropped = true;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "suppression lookup failed");
-                        return Reply::local_error();
-                    }
+                    .map_err(SessionError::store("suppression lookup"))?;
+                if let Verdict::Suppressed { scope, reason } = verdict {
+                    Metrics::inc(&self.state.metrics.suppression_hits);
+                    tracing::info!(md_id = %id, outcome = "suppressed", action = "drop", scope = scope_kind(&scope), reason = reason.as_str(), "tag-scoped");
+                    dropped = true;
                 }
             }
             records.push(MessageRecord {
@@ -86,19 +87,17 @@ impl Session {
             next_attempt_at: 0,
         };
         let body = self.with_trace_header(&queue_id, content);
-        if let Err(e) = self.state.store.enqueue(&queued, body, &records).await {
-            tracing::error!(error = %e, "cannot store message");
-            return if e.is_full() {
-                Reply::insufficient_storage()
-            } else {
-                Reply::local_error()
-            };
-        }
+        self.state
+            .store
+            .enqueue(&queued, body, &records)
+            .await
+            .map_err(SessionError::store("enqueue"))?;
         // The durability point: after this flush a crash loses nothing (see store docs).
-        if let Err(e) = self.state.store.flush().await {
-            tracing::error!(error = %e, "cannot flush store");
-            return Reply::local_error();
-        }
+        self.state
+            .store
+            .flush()
+            .await
+            .map_err(SessionError::store("flush"))?;
         Metrics::inc(&self.state.metrics.messages_accepted);
         for r in &records {
             if r.status == Status::Queued {
@@ -109,7 +108,7 @@ impl Session {
         if !queued.recipients.is_empty() {
             self.state.scheduler.now(queue_id.clone());
         }
-        Reply::queued(&queue_id)
+        Ok(Reply::queued(&queue_id))
     }
 
     /// Prepends the `Received:` trace field (RFC 5321 §4.4).

@@ -95,10 +95,10 @@ async fn handle(
             };
             session.tls_started();
             if let Err(e) = drive(&mut tls_stream, &mut session, shutdown, false).await {
-                tracing::debug!(error = %e, "connection error");
+                e.log();
             }
         }
-        Err(e) => tracing::debug!(error = %e, "connection error"),
+        Err(e) => e.log(),
     }
     tracing::debug!("disconnected");
 }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`codec`] | sans-IO command lines and DATA stream (bounded, smuggling-safe) |
 //! | [`reply`] | every reply as a typed value |
+//! | [`error`] | the session's failures, answered through `Reply::for_error` |
 //! | [`session`] | the state machine, one function per verb |
 //! | [`data`] | the end of DATA: tags, trace header, durable enqueue |
 //! | [`auth`] | SASL PLAIN/LOGIN against argon2 hashes |
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod codec;
 pub mod connection;
 pub mod data;
+pub mod error;
 pub mod listener;
 pub mod reply;
 pub mod session;

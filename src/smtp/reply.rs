@@ -3,6 +3,10 @@
 
 use std::fmt::Write;
 
+use smtp_proto::Error as ParseError;
+
+use super::error::SessionError;
+
 /// One reply: code, enhanced status, text (one or more lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -37,6 +41,36 @@ impl Reply {
             }
         }
         out.extend_from_slice(s.as_bytes());
+    }
+
+    /// The reply for a session failure: the one place an error becomes a reply. It says what
+    /// the client can do (try later, shorten the line, send less) and nothing about our
+    /// internals; the cause goes to the log ([`SessionError::log`]). `hostname` is named in
+    /// the 421 that closes an idle connection (RFC 5321 §3.8).
+    pub fn for_error(err: &SessionError, hostname: &str) -> Reply {
+        match err {
+            // An I/O failure on the client stream leaves nothing to answer on; were a reply
+            // possible, it would be this one.
+            SessionError::Store { source, .. } if source.is_full() => Reply::insufficient_storage(),
+            SessionError::Store { .. } | SessionError::Io(_) => Reply::local_error(),
+            SessionError::Timeout { .. } => Reply::timeout(hostname),
+            SessionError::LineTooLong => Reply::line_too_long(),
+            SessionError::MessageTooLarge => Reply::message_too_big(),
+            SessionError::Syntax(e) => match e {
+                ParseError::UnknownCommand => Reply::unknown_command(),
+                ParseError::InvalidSenderAddress => Reply::bad_sender_address(),
+                ParseError::InvalidRecipientAddress => Reply::bad_address(),
+                ParseError::SyntaxError { syntax } => Reply::syntax_error(syntax),
+                ParseError::InvalidParameter { param } => Reply::bad_parameter(param),
+                ParseError::UnsupportedParameter { param } => {
+                    Reply::parameter_not_implemented(param)
+                }
+                ParseError::ResponseTooLong => Reply::line_too_long(),
+                ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => {
+                    Reply::syntax_error("incomplete command")
+                }
+            },
+        }
     }
 
     /// Whether this reply ends the connection (421).
@@ -157,7 +191,7 @@ impl Reply {
         )
     }
 
-    pub fn timeout(hostname: &str) -> Reply {
+    fn timeout(hostname: &str) -> Reply {
         Reply::new(
             421,
             "4.4.2",
@@ -167,11 +201,11 @@ impl Reply {
 
     /// The store's disk is below `storage.min_free` (RFC 3463 4.3.1): a temporary refusal the
     /// client retries, given at MAIL before it sends the data.
-    pub fn insufficient_storage() -> Reply {
+    fn insufficient_storage() -> Reply {
         Reply::new(452, "4.3.1", "Insufficient system storage")
     }
 
-    pub fn local_error() -> Reply {
+    fn local_error() -> Reply {
         Reply::new(451, "4.3.0", "Local error in processing, try again later")
     }
 
@@ -179,11 +213,11 @@ impl Reply {
         Reply::new(452, "4.5.3", "Too many recipients")
     }
 
-    pub fn line_too_long() -> Reply {
+    fn line_too_long() -> Reply {
         Reply::new(500, "5.5.2", "Line too long")
     }
 
-    pub fn syntax_error(what: &str) -> Reply {
+    fn syntax_error(what: &str) -> Reply {
         Reply::new(500, "5.5.2", format!("Syntax error: {what}"))
     }
 
@@ -199,11 +233,11 @@ impl Reply {
         Reply::new(503, "5.5.1", format!("Bad sequence of commands: {what}"))
     }
 
-    pub fn parameter_not_implemented(param: &str) -> Reply {
+    fn parameter_not_implemented(param: &str) -> Reply {
         Reply::new(504, "5.5.4", format!("Parameter not supported: {param}"))
     }
 
-    pub fn bad_parameter(what: &str) -> Reply {
+    fn bad_parameter(what: &str) -> Reply {
         Reply::new(501, "5.5.4", format!("Invalid parameter: {what}"))
     }
 
@@ -259,7 +293,7 @@ impl Reply {
         )
     }
 
-    pub fn message_too_big() -> Reply {
+    fn message_too_big() -> Reply {
         Reply::new(
             552,
             "5.3.4",
@@ -294,5 +328,79 @@ mod tests {
         );
         assert_eq!(bytes(&Reply::greeting("q")), "220 q ESMTP quell\r\n");
         assert!(Reply::timeout("q").closes());
+    }
+
+    #[test]
+    fn session_errors_map_to_replies_that_reveal_nothing_internal() {
+        let store = || SessionError::Store {
+            during: "flush",
+            source: crate::store::StoreError::Io(std::io::Error::other("/var/lib/quell: EIO")),
+        };
+        let cases: Vec<(SessionError, &str)> = vec![
+            (
+                store(),
+                "451 4.3.0 Local error in processing, try again later\r\n",
+            ),
+            (
+                SessionError::Io(std::io::ErrorKind::BrokenPipe.into()),
+                "451 4.3.0 Local error in processing, try again later\r\n",
+            ),
+            (
+                SessionError::Timeout {
+                    idle: std::time::Duration::from_secs(300),
+                },
+                "421 4.4.2 q Timeout, closing connection\r\n",
+            ),
+            (SessionError::LineTooLong, "500 5.5.2 Line too long\r\n"),
+            (
+                SessionError::MessageTooLarge,
+                "552 5.3.4 Message size exceeds fixed maximum message size\r\n",
+            ),
+            (
+                SessionError::Syntax(ParseError::UnknownCommand),
+                "500 5.5.1 Command unrecognized\r\n",
+            ),
+            (
+                SessionError::Syntax(ParseError::ResponseTooLong),
+                "500 5.5.2 Line too long\r\n",
+            ),
+            (
+                SessionError::Syntax(ParseError::SyntaxError {
+                    syntax: "MAIL FROM:<address>",
+                }),
+                "500 5.5.2 Syntax error: MAIL FROM:<address>\r\n",
+            ),
+            (
+                SessionError::Syntax(ParseError::InvalidParameter { param: "SIZE" }),
+                "501 5.5.4 Invalid parameter: SIZE\r\n",
+            ),
+            (
+                SessionError::Syntax(ParseError::UnsupportedParameter {
+                    param: "FOO".into(),
+                }),
+                "504 5.5.4 Parameter not supported: FOO\r\n",
+            ),
+            (
+                SessionError::Syntax(ParseError::InvalidSenderAddress),
+                "501 5.1.7 Bad sender address syntax\r\n",
+            ),
+            (
+                SessionError::Syntax(ParseError::InvalidRecipientAddress),
+                "501 5.1.3 Bad address syntax\r\n",
+            ),
+            (
+                SessionError::Syntax(ParseError::NeedsMoreData { bytes_left: 1 }),
+                "500 5.5.2 Syntax error: incomplete command\r\n",
+            ),
+        ];
+        for (err, want) in cases {
+            let reply = Reply::for_error(&err, "q");
+            assert_eq!(bytes(&reply), want, "{err:?}");
+            // A transient failure is a 4xx: the client keeps the message and tries later.
+            assert_eq!(err.is_transient(), reply.code / 100 == 4, "{err:?}");
+        }
+        // The cause stays in the log.
+        let text = bytes(&Reply::for_error(&store(), "q"));
+        assert!(!text.contains("EIO") && !text.contains("flush"), "{text}");
     }
 }

@@ -4,16 +4,18 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use smtp_proto::{Error as ParseError, Request};
+use smtp_proto::Request;
 
 use super::auth::{AuthExchange, AuthStep};
 use super::codec::MAX_COMMAND_LINE;
+use super::error::SessionError;
 use super::reply::Reply;
 use crate::address;
 use crate::config::OnSuppressed;
 use crate::metrics::Metrics;
 use crate::policy::Verdict;
 use crate::state::AppState;
+use crate::store::Scope;
 
 /// What the connection driver must do after a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -105,11 +107,11 @@ impl Session {
     pub async fn command(&mut self, line: &[u8]) -> (Reply, Next) {
         let is_auth = line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"AUTH ");
         if line.len() > MAX_COMMAND_LINE && !is_auth {
-            return (Reply::line_too_long(), Next::Command);
+            return (self.fail(SessionError::LineTooLong), Next::Command);
         }
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r,
-            Err(e) => return (parse_error_reply(&e), Next::Command),
+            Err(e) => return (self.fail(SessionError::Syntax(e)), Next::Command),
         };
         match request {
             Request::Ehlo { host } => self.ehlo(&host, true),
@@ -165,11 +167,11 @@ impl Session {
             return Reply::auth_required();
         }
         if size > self.state.config.smtp.max_message_size {
-            return Reply::message_too_big();
+            return self.fail(SessionError::MessageTooLarge);
         }
+        // Below `storage.min_free`: 452 4.3.1 before the client sends its data.
         if let Err(e) = self.state.store.ensure_room() {
-            tracing::warn!(error = %e, "mail refused: storage");
-            return Reply::insufficient_storage();
+            return self.fail(SessionError::store("room check")(e));
         }
         let sender = if from.is_empty() {
             String::new()
@@ -214,11 +216,23 @@ impl Session {
                 match self.state.config.suppression.on_suppressed {
                     OnSuppressed::Reject => {
                         Metrics::inc(&self.state.metrics.recipients_rejected);
-                        tracing::info!(outcome = "suppressed", action = "reject", %scope, reason = reason.as_str(), "rcpt");
+                        tracing::info!(
+                            outcome = "suppressed",
+                            action = "reject",
+                            scope = scope_kind(&scope),
+                            reason = reason.as_str(),
+                            "rcpt"
+                        );
                         Reply::suppressed(&rcpt, reason.as_str())
                     }
                     OnSuppressed::Drop => {
-                        tracing::info!(outcome = "suppressed", action = "drop", %scope, reason = reason.as_str(), "rcpt");
+                        tracing::info!(
+                            outcome = "suppressed",
+                            action = "drop",
+                            scope = scope_kind(&scope),
+                            reason = reason.as_str(),
+                            "rcpt"
+                        );
                         tx.recipients.push(Recipient {
                             address: rcpt,
                             dropped: true,
@@ -227,10 +241,7 @@ impl Session {
                     }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "suppression lookup failed");
-                Reply::local_error()
-            }
+            Err(e) => self.fail(SessionError::store("suppression lookup")(e)),
         }
     }
 
@@ -301,6 +312,12 @@ impl Session {
         }
     }
 
+    /// The reply for `err`, its cause logged in the session's span.
+    pub(super) fn fail(&self, err: SessionError) -> Reply {
+        err.log();
+        Reply::for_error(&err, &self.state.config.smtp.hostname)
+    }
+
     /// Size limit for the DATA decoder.
     pub fn max_message_size(&self) -> usize {
         self.state.config.smtp.max_message_size
@@ -315,18 +332,12 @@ impl Session {
     }
 }
 
-/// The reply for a line smtp-proto could not parse.
-fn parse_error_reply(e: &ParseError) -> Reply {
-    match e {
-        ParseError::UnknownCommand => Reply::unknown_command(),
-        ParseError::InvalidSenderAddress => Reply::bad_sender_address(),
-        ParseError::InvalidRecipientAddress => Reply::bad_address(),
-        ParseError::SyntaxError { syntax } => Reply::syntax_error(syntax),
-        ParseError::InvalidParameter { param } => Reply::bad_parameter(param),
-        ParseError::UnsupportedParameter { param } => Reply::parameter_not_implemented(param),
-        ParseError::ResponseTooLong => Reply::line_too_long(),
-        ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => {
-            Reply::syntax_error("incomplete command")
-        }
+/// The kind of a suppression scope, for logs: a `sender:` scope names an e-mail address,
+/// which stays out of the log.
+pub(super) fn scope_kind(scope: &Scope) -> &'static str {
+    match scope {
+        Scope::Global => "global",
+        Scope::Domain(_) => "domain",
+        Scope::Sender(_) => "sender",
     }
 }

@@ -13,6 +13,7 @@ mod erasure;
 mod full_disk;
 mod http;
 mod landing;
+mod logs;
 mod mailgun;
 mod mandrill;
 mod mixpanel;
