@@ -155,8 +155,14 @@ fn check_files(config: &Config) -> Result<(), String> {
 }
 
 fn init_tracing(format: LogFormat) {
+    // lettre logs the whole upstream conversation (MAIL FROM, RCPT TO: addresses) at debug:
+    // kept at info unless RUST_LOG names it.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if v.contains("lettre") => filter,
+        _ => filter.add_directive("lettre=info".parse().expect("a valid directive")),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

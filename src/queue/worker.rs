@@ -204,12 +204,7 @@ fn suppressed(
     Metrics::inc(&state.metrics.suppression_hits);
     Metrics::inc(&state.metrics.recipients_dropped);
     // The scope's kind only: a sender scope names an address.
-    let kind = match scope {
-        Scope::Global => "global",
-        Scope::Domain(_) => "domain",
-        Scope::Sender(_) => "sender",
-    };
-    tracing::info!(md_id = %rcpt.md_id, outcome = "suppressed", action = "drop", scope = kind, reason = reason.as_str(), "recipient");
+    tracing::info!(md_id = %rcpt.md_id, outcome = "suppressed", action = "drop", scope = scope.kind(), reason = reason.as_str(), "recipient");
     state.store.message_update(&rcpt.md_id, |r| {
         r.status = Status::Rejected;
         r.updated_at = now_secs();

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::codec::TooBig;
 use super::error::SessionError;
 use super::reply::Reply;
-use super::session::{scope_kind, Session, Transaction};
+use super::session::{Session, Transaction};
 use crate::id::{md_id, new_queue_id, now_secs};
 use crate::metrics::Metrics;
 use crate::mime::tags::take_tags;
@@ -48,7 +48,7 @@ impl Session {
                     .map_err(SessionError::store("suppression lookup"))?;
                 if let Verdict::Suppressed { scope, reason } = verdict {
                     Metrics::inc(&self.state.metrics.suppression_hits);
-                    tracing::info!(md_id = %id, outcome = "suppressed", action = "drop", scope = scope_kind(&scope), reason = reason.as_str(), "tag-scoped");
+                    tracing::info!(md_id = %id, outcome = "suppressed", action = "drop", scope = scope.kind(), reason = reason.as_str(), "tag-scoped");
                     dropped = true;
                 }
             }

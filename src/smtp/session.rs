@@ -15,7 +15,6 @@ use crate::config::OnSuppressed;
 use crate::metrics::Metrics;
 use crate::policy::Verdict;
 use crate::state::AppState;
-use crate::store::Scope;
 
 /// What the connection driver must do after a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -219,7 +218,7 @@ impl Session {
                         tracing::info!(
                             outcome = "suppressed",
                             action = "reject",
-                            scope = scope_kind(&scope),
+                            scope = scope.kind(),
                             reason = reason.as_str(),
                             "rcpt"
                         );
@@ -229,7 +228,7 @@ impl Session {
                         tracing::info!(
                             outcome = "suppressed",
                             action = "drop",
-                            scope = scope_kind(&scope),
+                            scope = scope.kind(),
                             reason = reason.as_str(),
                             "rcpt"
                         );
@@ -329,15 +328,5 @@ impl Session {
             .metrics
             .smtp_connections
             .fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The kind of a suppression scope, for logs: a `sender:` scope names an e-mail address,
-/// which stays out of the log.
-pub(super) fn scope_kind(scope: &Scope) -> &'static str {
-    match scope {
-        Scope::Global => "global",
-        Scope::Domain(_) => "domain",
-        Scope::Sender(_) => "sender",
     }
 }

@@ -46,6 +46,16 @@ impl Scope {
         }
     }
 
+    /// The scope's kind (`global`, `domain`, `sender`): what log lines name, since a sender
+    /// scope carries an address.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Global => "global",
+            Scope::Domain(_) => "domain",
+            Scope::Sender(_) => "sender",
+        }
+    }
+
     /// Parses the form [`Scope::key`] writes.
     pub fn parse(s: &str) -> Option<Scope> {
         if s == "global" {
