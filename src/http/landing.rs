@@ -168,15 +168,11 @@ fn open(state: &AppState, token: &str) -> Option<TokenData> {
 /// read whole, bounded by [`MAX_FORM`], before either parser sees it.
 async fn form_fields(request: Request) -> Result<Vec<(String, String)>, StatusCode> {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORM)
+    let bytes = crate::http::extract::read_body(body, MAX_FORM)
         .await
         .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?;
-    let multipart = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"));
+    let multipart =
+        crate::http::extract::media_type(&parts.headers).as_deref() == Some("multipart/form-data");
     if !multipart {
         return serde_urlencoded::from_bytes(&bytes).map_err(|_| StatusCode::BAD_REQUEST);
     }

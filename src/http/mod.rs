@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod landing;
 pub mod mailgun;

@@ -232,7 +232,7 @@ where
 /// Reads a request body of at most [`MAX_BODY`] bytes; larger is a 413 in the API's JSON shape
 /// (axum's own rejection would be plain text).
 async fn read_body(body: Body) -> Result<bytes::Bytes, AdminError> {
-    axum::body::to_bytes(body, MAX_BODY)
+    crate::http::extract::read_body(body, MAX_BODY)
         .await
         .map_err(|_| AdminError::TooLarge)
 }

@@ -3,7 +3,6 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -93,11 +92,8 @@ async fn tag_param(request: Request) -> Result<Option<String>, ApiError> {
     let mut pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let is_form = crate::http::extract::media_type(&parts.headers).as_deref()
+        == Some("application/x-www-form-urlencoded");
     if is_form {
         let bytes = read_body(body, MAX_DELETE_BODY).await?;
         let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
@@ -113,12 +109,14 @@ async fn tag_param(request: Request) -> Result<Option<String>, ApiError> {
 /// Reads a request body of at most `limit` bytes; larger is a 413 in Mailgun's JSON shape
 /// (axum's own rejection would be plain text).
 pub(super) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError {
+    use crate::http::extract::{read_body, BodyError};
+    read_body(body, limit).await.map_err(|e| match e {
+        BodyError::TooLarge(_) => ApiError {
             status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("request body is larger than {limit} bytes"),
-        })
+            message: e.to_string(),
+        },
+        BodyError::Broken(_) => ApiError::bad_request(e.to_string()),
+    })
 }
 
 /// `DELETE /v3/{domain}/{resource}`.

@@ -17,8 +17,6 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use bytes::BytesMut;
-use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::plan::{Plan, Written};
@@ -182,17 +180,12 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Reads the body, refusing it past [`MAX_BODY`].
-async fn read_body(body: Body) -> Result<BytesMut, EngageError> {
-    let mut stream = body.into_data_stream();
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| EngageError::Body(e.to_string()))?;
-        if buf.len() + chunk.len() > MAX_BODY {
-            return Err(EngageError::TooLarge);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
+async fn read_body(body: Body) -> Result<bytes::Bytes, EngageError> {
+    use crate::http::extract::{read_body, BodyError};
+    read_body(body, MAX_BODY).await.map_err(|e| match e {
+        BodyError::TooLarge(_) => EngageError::TooLarge,
+        BodyError::Broken(e) => EngageError::Body(e),
+    })
 }
 
 /// The records in `data`: JSON, or base64 of JSON (standard or URL-safe alphabet, padded or

@@ -134,15 +134,7 @@ fn basic_user(parts: &Parts) -> Option<String> {
 
 /// The lowercased media type of `Content-Type`, without parameters.
 fn media_type(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(
-        value
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase(),
-    )
+    crate::http::extract::media_type(&parts.headers)
 }
 
 #[cfg(test)]
