@@ -34,8 +34,6 @@ pub struct Erasure {
     store: Store,
     scheduler: Scheduler,
     wake: Arc<Notify>,
-    /// Signalled whenever a task reaches its final status.
-    finished: Arc<Notify>,
 }
 
 /// Why a task failed (no addresses in it: it is stored and shown).
@@ -55,7 +53,6 @@ impl Erasure {
             store,
             scheduler,
             wake: Arc::default(),
-            finished: Arc::default(),
         }
     }
 
@@ -82,12 +79,6 @@ impl Erasure {
         self.store.flush().await?;
         self.wake.notify_one();
         Ok(task)
-    }
-
-    /// Resolves at the next task that reaches its final status (register before reading the
-    /// status, so none is missed in between).
-    pub fn task_finished(&self) -> tokio::sync::futures::Notified<'_> {
-        self.finished.notified()
     }
 
     /// Runs waiting tasks (those left by an earlier run first) until `shutdown`.
@@ -224,6 +215,5 @@ impl Erasure {
         if let Err(e) = written {
             tracing::error!(task = %task.id, error = %e, "cannot record the erasure's outcome");
         }
-        self.finished.notify_waiters();
     }
 }

@@ -61,7 +61,17 @@ impl Store {
         self.write()
             .deletions
             .insert(task.id.as_bytes(), encode(task))?;
+        let changes = &self.shared.deletion_changes;
+        if changes.receiver_count() > 0 {
+            let _ = changes.send(task.clone());
+        }
         Ok(())
+    }
+
+    /// Every deletion task written from now on (accepted, started, finished): the seam where
+    /// other nodes and observers hear of erasures.
+    pub fn deletion_changes(&self) -> tokio::sync::broadcast::Receiver<DeletionTask> {
+        self.shared.deletion_changes.subscribe()
     }
 
     pub fn deletion_get(&self, id: &str) -> Result<Option<DeletionTask>, StoreError> {

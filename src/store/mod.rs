@@ -248,6 +248,8 @@ struct Shared {
     tombstones: tombstones::TombstoneKey,
     /// Serialises read-modify-writes of message records.
     message_updates: std::sync::Mutex<()>,
+    /// Every deletion task written, to whoever listens ([`Store::deletion_changes`]).
+    deletion_changes: tokio::sync::broadcast::Sender<DeletionTask>,
     /// Every message record written, to whoever listens ([`Store::message_changes`]).
     message_changes: tokio::sync::broadcast::Sender<MessageRecord>,
     /// `storage.min_free`: below it, [`Store::ensure_room`] refuses.
@@ -320,6 +322,7 @@ impl Store {
                 min_free: AtomicU64::new(0),
                 message_updates: std::sync::Mutex::new(()),
                 message_changes: tokio::sync::broadcast::channel(messages::CHANGES_BUFFER).0,
+                deletion_changes: tokio::sync::broadcast::channel(64).0,
                 queued: AtomicU64::new(queued),
                 flush_tickets: AtomicU64::new(0),
                 flushed: tokio::sync::Mutex::new(0),

@@ -37,22 +37,24 @@ async fn create(q: &Quell, body: Value) -> (StatusCode, Value) {
     .await
 }
 
-/// Reads the task over HTTP each time a task finishes, until it is final; its `results`.
+/// Reads the task over HTTP each time a task changes, until it is final; its `results`.
 async fn wait_final(q: &Quell, task_id: &str) -> Value {
     let http = reqwest::Client::new();
     let url = q.url(&format!("{DELETIONS}{task_id}"));
+    // Subscribed before each read, so no change is missed in between.
+    let mut changes = q.state.store.deletion_changes();
     tokio::time::timeout(WAIT, async {
         loop {
-            let finished = q.state.erasure.task_finished();
-            tokio::pin!(finished);
-            finished.as_mut().enable();
             let (status, body) = json_of(authed(http.get(&url)).send().await.unwrap()).await;
             assert_eq!(status, StatusCode::OK, "{body}");
             let results = body["results"].clone();
             if results["status"] == "SUCCESS" || results["status"] == "FAILURE" {
                 return results;
             }
-            finished.await;
+            match changes.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("deletion changes: {e}"),
+            }
         }
     })
     .await
