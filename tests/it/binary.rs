@@ -271,3 +271,38 @@ async fn kill_9_in_the_middle_of_a_message_never_sends_an_accepted_copy_again() 
         assert_eq!(record.status, quell::store::Status::Sent, "{record:?}");
     }
 }
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_smtp_listener_backs_off_and_recovers() {
+    let upstream = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), upstream.addr.port(), "");
+    let q = crate::support::process::spawn_under(&["prlimit", "--nofile=64:64"], &config).await;
+    // Each accepted connection costs quell a descriptor: past its limit, accept fails (EMFILE)
+    // while the rest wait in the listen backlog.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(tokio::net::TcpStream::connect(q.smtp).await.unwrap());
+    }
+    const FAILED: &str = "accept failed";
+    // The first failure is logged at once; the next line only a second later.
+    tokio::time::timeout(WAIT, async {
+        while q.logged(FAILED) < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("accept failures are logged");
+    assert!(
+        q.logged(FAILED) <= 3,
+        "{} accept-failure lines: the loop spins",
+        q.logged(FAILED)
+    );
+    // Descriptors back: the listener serves again by itself.
+    drop(held);
+    let c = tokio::time::timeout(WAIT, SmtpClient::connect(q.smtp))
+        .await
+        .expect("greeted again once descriptors are free");
+    assert!(c.greeting.starts_with("220"), "{}", c.greeting);
+    q.kill_9().await;
+}

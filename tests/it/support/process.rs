@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -46,12 +47,24 @@ pub struct Running {
     pub child: Child,
     pub smtp: SocketAddr,
     pub http: SocketAddr,
+    /// Every line it wrote to stderr after its readiness line.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
+    }
+
+    /// How many log lines so far contain `text`.
+    pub fn logged(&self, text: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
     }
 
     /// Kills the process with SIGKILL, as a crash would, and reaps it.
@@ -111,10 +124,17 @@ pub async fn spawn_under(wrapper: &[&str], config: &Path) -> Running {
     .await
     .expect("quell ready in time");
     // Keep draining stderr so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().unwrap().push(line);
+        }
+    });
     Running {
         child,
         smtp: smtp.expect("smtp address logged"),
         http: http.expect("http address logged"),
+        log,
     }
 }
