@@ -1,16 +1,10 @@
 //! TLS for quell's listeners: a rustls server configuration from PEM files (STARTTLS on the
-//! SMTP listener, `[http.tls]` on the HTTP one), and an axum listener that hands out
-//! streams only after their handshake, which runs in its own task so a slow client cannot
-//! stall the accept loop.
+//! SMTP listener, `[http.tls]` on the HTTP one, whose handshake runs in the connection's own
+//! task under `http.header_timeout`, see `http::listener`).
 
 use std::io::BufReader;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsFiles;
@@ -68,55 +62,4 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// An axum listener serving https: TCP accept, then the handshake in a task of its own.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, peer)) = listener.accept().await else {
-                    tokio::task::yield_now().await;
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let handshaken = tx.clone();
-                tokio::spawn(async move {
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                    {
-                        let _ = handshaken.send((tls, peer)).await;
-                    }
-                });
-                if tx.is_closed() {
-                    break;
-                }
-            }
-        });
-        Ok(TlsListener { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept task never ends while we hold the receiver.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

@@ -215,6 +215,12 @@ pub struct HttpConfig {
     /// Each at least 16 characters; empty: the management API is off.
     pub api_keys: Vec<Secret<String>>,
     pub tls: Option<TlsFiles>,
+    /// `http.max_connections`, at least 1.
+    pub max_connections: usize,
+    /// `http.max_connections_per_ip`, at least 1.
+    pub max_connections_per_ip: usize,
+    /// `http.header_timeout`: headers, keep-alive idle time and the TLS handshake.
+    pub header_timeout: Duration,
 }
 
 /// `[storage]` (documented key by key on [`raw::RawStorage`]).

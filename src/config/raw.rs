@@ -291,6 +291,17 @@ pub struct RawHttp {
     /// `[http.tls]`: serve https (client libraries refuse plain http except to loopback).
     /// Default: none.
     pub tls: Option<RawTls>,
+    /// Connections served at once; more wait in the listen backlog. The listener is public
+    /// (unsubscribe links), so this bounds what anyone can make quell hold. Default 1024.
+    pub max_connections: usize,
+    /// Connections one client address may hold at once; more are closed at accept.
+    /// Default 64.
+    pub max_connections_per_ip: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle (also the TLS handshake's limit); then it is closed. Default
+    /// `10s`.
+    #[serde(deserialize_with = "humantime_serde::deserialize")]
+    pub header_timeout: Duration,
 }
 
 impl Default for RawHttp {
@@ -299,6 +310,9 @@ impl Default for RawHttp {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             api_keys: Vec::new(),
             tls: None,
+            max_connections: 1024,
+            max_connections_per_ip: 64,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -146,10 +146,27 @@ impl TryFrom<RawConfig> for Config {
                 format!("every key must be at least {MIN_API_KEY_LEN} characters"),
             ));
         }
+        for (key, value) in [
+            ("http.max_connections", h.max_connections),
+            ("http.max_connections_per_ip", h.max_connections_per_ip),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if h.header_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "http.header_timeout",
+                "must be more than 0s",
+            ));
+        }
         let http = HttpConfig {
             listen: h.listen,
             api_keys: h.api_keys,
             tls: tls_files("http.tls", h.tls)?,
+            max_connections: h.max_connections,
+            max_connections_per_ip: h.max_connections_per_ip,
+            header_timeout: h.header_timeout,
         };
 
         let st = raw.storage;

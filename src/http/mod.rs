@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod landing;
+mod listener;
 pub mod mailgun;
 pub mod mandrill;
 pub mod messages;
@@ -29,7 +30,6 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::shutdown::CancellationToken;
 use crate::state::AppState;
-use crate::tls::TlsListener;
 
 /// Largest request body accepted anywhere (the Mailgun CSV import allows 25 MB).
 pub const MAX_BODY: usize = 26 * 1024 * 1024;
@@ -64,18 +64,6 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(state);
-    let stop = async move { shutdown.cancelled().await };
-    match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-        Some(acceptor) => {
-            axum::serve(TlsListener::new(listener, acceptor)?, app)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-    }
+    let limits = state.config.http.clone();
+    listener::serve(listener, tls, router(state), &limits, shutdown).await
 }
