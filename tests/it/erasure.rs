@@ -412,3 +412,24 @@ async fn an_operator_finds_and_removes_a_tombstone_by_its_name() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     q.stop().await;
 }
+
+#[tokio::test]
+async fn an_oversized_deletion_request_is_refused_in_json() {
+    let q = Quell::start().await;
+    let http = reqwest::Client::new();
+    let body = format!(
+        "{{\"compliance_type\":\"GDPR\",\"distinct_ids\":[\"{}\"]}}",
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let (status, json) = json_of(
+        authed(http.post(q.url(DELETIONS)))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json["status"], "error", "{json}");
+}

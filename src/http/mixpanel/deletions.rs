@@ -9,7 +9,7 @@
 //! Authorised like `/engage` by the `Authorization` header (`Bearer KEY`, Basic `api:KEY` or
 //! Basic `KEY:`); errors are `{"status":"error","error":…}`. The work is [`crate::erasure`]'s.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -20,6 +20,9 @@ use serde_json::{json, Value};
 use super::header_authorized;
 use crate::erasure::MAX_IDS;
 use crate::http::rfc3339;
+
+/// Largest request body: 2000 ids of up to 255 bytes, JSON-quoted, with room to spare.
+const MAX_BODY: usize = 2 * 1024 * 1024;
 use crate::state::AppState;
 use crate::store::{Compliance, DeletionTask, StoreError};
 
@@ -35,6 +38,8 @@ pub(super) enum DeletionError {
     Invalid(String),
     #[error("unknown task {0:?}")]
     UnknownTask(String),
+    #[error("{0}")]
+    Body(crate::http::extract::BodyError),
     #[error("internal error")]
     Store(#[from] StoreError),
 }
@@ -45,6 +50,10 @@ impl IntoResponse for DeletionError {
             DeletionError::Unauthorized => StatusCode::UNAUTHORIZED,
             DeletionError::Invalid(_) => StatusCode::BAD_REQUEST,
             DeletionError::UnknownTask(_) => StatusCode::NOT_FOUND,
+            DeletionError::Body(crate::http::extract::BodyError::TooLarge(_)) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            DeletionError::Body(_) => StatusCode::BAD_REQUEST,
             DeletionError::Store(ref e) => {
                 tracing::error!(error = %e, "store failure in the deletion API");
                 crate::http::error::store_status(e)
@@ -118,9 +127,13 @@ fn parse(body: &[u8]) -> Result<(Compliance, Vec<String>), DeletionError> {
 pub(super) async fn create(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, DeletionError> {
     authorize(&state, &parts)?;
+    // Read here, not by axum's `Bytes` extractor, whose refusal is plain text.
+    let body = crate::http::extract::read_body(body, MAX_BODY)
+        .await
+        .map_err(DeletionError::Body)?;
     let (compliance, ids) = parse(&body)?;
     let task = state.erasure.submit(compliance, ids).await?;
     Ok(Json(
