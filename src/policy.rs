@@ -9,21 +9,38 @@ use std::sync::Arc;
 
 use crate::config::SuppressionConfig;
 use crate::id::now_secs;
-pub use crate::store::Verdict;
-use crate::store::{Query, Store, StoreError};
+pub use crate::store::{Query, Verdict};
+use crate::store::{Store, StoreError};
+
+/// Where decisions come from: the store, or whatever answers like it — a test's failing
+/// store, the PostgreSQL node's replica (SPEC §10). The one seam between deciding and storing.
+pub trait Verdicts: Send + Sync + std::fmt::Debug {
+    fn verdict(&self, query: &Query<'_>) -> Result<Verdict, StoreError>;
+}
+
+impl Verdicts for Store {
+    fn verdict(&self, query: &Query<'_>) -> Result<Verdict, StoreError> {
+        Store::verdict(self, query)
+    }
+}
 
 /// Reads the store with the `[suppression]` rules.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    store: Store,
+    source: Arc<dyn Verdicts>,
     /// `suppression.transactional_senders`, normalised.
     transactional: Arc<HashSet<String>>,
 }
 
 impl Policy {
     pub fn new(store: Store, config: SuppressionConfig) -> Policy {
+        Policy::with_source(Arc::new(store), config)
+    }
+
+    /// A policy deciding from `source`.
+    pub fn with_source(source: Arc<dyn Verdicts>, config: SuppressionConfig) -> Policy {
         Policy {
-            store,
+            source,
             transactional: Arc::new(
                 config
                     .transactional_senders
@@ -42,7 +59,7 @@ impl Policy {
         recipient: &str,
         tags: Option<&[String]>,
     ) -> Result<Verdict, StoreError> {
-        self.store.verdict(&Query {
+        self.source.verdict(&Query {
             sender,
             recipient,
             tags,

@@ -316,3 +316,47 @@ mod tls {
         assert!(line_reply(&mut t).await.starts_with("250"));
     }
 }
+
+/// A store that fails every decision, through the policy's seam.
+#[derive(Debug)]
+struct FailingStore;
+
+impl quell::policy::Verdicts for FailingStore {
+    fn verdict(
+        &self,
+        _: &quell::policy::Query<'_>,
+    ) -> Result<quell::policy::Verdict, quell::store::StoreError> {
+        Err(quell::store::StoreError::Io(std::io::Error::other(
+            "disk on fire at /secret/path",
+        )))
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_at_rcpt_is_a_451_that_reveals_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = quell::config::Config::default();
+    config.storage.path = dir.path().join("data");
+    let app = quell::app::App::open(config.clone()).unwrap();
+    let mut state = app.state.clone();
+    state.policy =
+        quell::policy::Policy::with_source(std::sync::Arc::new(FailingStore), config.suppression);
+    let (mut client, mut server) = tokio::io::duplex(4096);
+    let mut session = Session::new(state, "127.0.0.1:1".parse().unwrap(), false);
+    let task = tokio::spawn(async move {
+        drive(&mut server, &mut session, &CancellationToken::new(), true).await
+    });
+    client
+        .write_all(b"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nQUIT\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).await.unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("\r\n451 4.3.0"), "{text}");
+    assert!(
+        !text.contains("fire") && !text.contains("/secret"),
+        "{text}"
+    );
+    task.await.unwrap().unwrap();
+}
