@@ -13,6 +13,7 @@
 //! | [`headers`] | `List-Unsubscribe` and friends: test for a field, prepend folded fields |
 //! | [`dkim`] | DKIM signing of each forwarded copy (RFC 6376, RFC 8058 §4) |
 //! | [`tags`] | `X-MC-Tags` / `X-Mailgun-Tag` read and removed |
+//! | [`lines`] | lines longer than SMTP allows, folded before sending |
 //! | `parts` | which parts are text a reader sees, at which offsets (mail-parser) |
 //! | `transfer`, `qp` | decoding a body and writing edits back in its transfer encoding |
 //! | `merge_tag` | the tag grammar, and the quick scan that spares most messages a parse |
@@ -25,6 +26,7 @@ mod fields;
 pub mod footer;
 pub mod headers;
 mod html;
+pub mod lines;
 mod merge_tag;
 mod parts;
 mod qp;

@@ -2,7 +2,7 @@
 //! (SPEC §4): each `*|UNSUB:url|*` tag becomes a link with this recipient's token, or a
 //! footer is appended when the message has none and `unsubscribe.footer` is on; the
 //! RFC 2369 / RFC 8058 `List-Unsubscribe` headers are added per `unsubscribe.list_unsubscribe`;
-//! finally the copy is DKIM-signed. Only one copy per worker exists in memory at a time, so a
+//! lines longer than SMTP allows are folded; finally the copy is DKIM-signed. Only one copy per worker exists in memory at a time, so a
 //! 25 MiB message to 100 recipients costs one message, not a hundred.
 
 use std::borrow::Cow;
@@ -12,6 +12,7 @@ use crate::config::{Config, ListUnsubscribe};
 use crate::mime::dkim::Dkim;
 use crate::mime::footer::append_footer;
 use crate::mime::headers::{has_header, prepend_headers};
+use crate::mime::lines::fold_long_lines;
 use crate::mime::unsub::{first_unsub_tag, rewrite_unsub, UnsubTag};
 use crate::store::{QueuedMessage, QueuedRecipient};
 use crate::unsubscribe::token::{TokenData, Tokens};
@@ -110,6 +111,9 @@ impl Renderer {
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ];
             copy = Cow::Owned(prepend_headers(&copy, &fields).into_owned());
+        }
+        if let Cow::Owned(folded) = fold_long_lines(&copy) {
+            copy = Cow::Owned(folded);
         }
         if let Some(dkim) = &self.dkim {
             match dkim.sign(&copy) {
