@@ -70,10 +70,14 @@ enum State {
 pub struct TooBig;
 
 /// Decodes the DATA stream: un-stuffs dots, normalises line ends to CRLF, enforces the size.
+/// The decoded content collects in memory; the caller may [`DataDecoder::take`] it piecewise
+/// to write a large message out while it arrives.
 #[derive(Debug)]
 pub struct DataDecoder {
     state: State,
     out: Vec<u8>,
+    /// Content bytes decoded so far, taken or not.
+    len: usize,
     max: usize,
     overflow: bool,
 }
@@ -84,6 +88,7 @@ impl DataDecoder {
         DataDecoder {
             state: State::LineStart,
             out: Vec::with_capacity(max.min(64 * 1024)),
+            len: 0,
             max,
             overflow: false,
         }
@@ -164,15 +169,27 @@ impl DataDecoder {
         if self.overflow {
             return;
         }
-        if self.out.len() + bytes.len() > self.max {
+        if self.len + bytes.len() > self.max {
             self.overflow = true;
             self.out = Vec::new();
             return;
         }
+        self.len += bytes.len();
         self.out.extend_from_slice(bytes);
     }
 
-    /// The content once [`DataDecoder::feed`] returned `true`.
+    /// Bytes decoded and not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Takes the bytes decoded so far (none once the message is too big).
+    pub fn take(&mut self) -> Vec<u8> {
+        let capacity = self.out.capacity();
+        std::mem::replace(&mut self.out, Vec::with_capacity(capacity))
+    }
+
+    /// The content (after what was taken) once [`DataDecoder::feed`] returned `true`.
     pub fn finish(self) -> Result<Vec<u8>, TooBig> {
         if self.overflow {
             Err(TooBig)
@@ -268,6 +285,18 @@ mod tests {
         assert_eq!(rest, b"RSET\r\n");
         let (got, _) = decode(b"0123\r\n.\r\n", 6);
         assert_eq!(got, Some(Ok(b"0123\r\n".to_vec())));
+    }
+
+    #[test]
+    fn taken_parts_count_toward_the_size() {
+        let mut d = DataDecoder::new(10);
+        let mut buf = BytesMut::from(&b"01234\r\n"[..]);
+        assert!(!d.feed(&mut buf));
+        assert_eq!(d.take(), b"01234\r\n");
+        assert_eq!(d.buffered(), 0);
+        let mut buf = BytesMut::from(&b"5678\r\n.\r\n"[..]);
+        assert!(d.feed(&mut buf));
+        assert_eq!(d.finish(), Err(TooBig));
     }
 
     #[test]

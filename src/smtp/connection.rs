@@ -6,6 +6,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::codec::{DataDecoder, LineReader};
+use super::data::SPILL_AT;
 use super::error::SessionError;
 use super::reply::Reply;
 use super::session::{Next, Session};
@@ -53,6 +54,9 @@ where
         loop {
             if let Mode::Data(decoder) = &mut mode {
                 if !decoder.feed(&mut input) {
+                    if decoder.buffered() >= SPILL_AT {
+                        session.spill(decoder.take()).await;
+                    }
                     break;
                 }
                 let Mode::Data(decoder) = std::mem::replace(&mut mode, Mode::Command) else {

@@ -33,6 +33,10 @@ pub enum SessionError {
     /// `smtp.max_message_size`.
     #[error("message too large")]
     MessageTooLarge,
+    /// The message's header section did not end within the bytes a session keeps in memory
+    /// (the tag headers are read and removed there).
+    #[error("header section longer than {limit} bytes")]
+    HeaderTooLarge { limit: usize },
     /// A command line smtp-proto could not parse.
     #[error("unparsable command: {0}")]
     Syntax(ParseError),
@@ -49,9 +53,10 @@ impl SessionError {
     pub fn is_transient(&self) -> bool {
         match self {
             SessionError::Store { .. } | SessionError::Io(_) | SessionError::Timeout { .. } => true,
-            SessionError::LineTooLong | SessionError::MessageTooLarge | SessionError::Syntax(_) => {
-                false
-            }
+            SessionError::LineTooLong
+            | SessionError::MessageTooLarge
+            | SessionError::HeaderTooLarge { .. }
+            | SessionError::Syntax(_) => false,
         }
     }
 
@@ -70,6 +75,14 @@ impl SessionError {
             SessionError::LineTooLong => tracing::debug!("command line too long"),
             SessionError::MessageTooLarge => {
                 tracing::info!(outcome = "refused", reason = "too big", "message");
+            }
+            SessionError::HeaderTooLarge { limit } => {
+                tracing::info!(
+                    outcome = "refused",
+                    reason = "header too large",
+                    limit,
+                    "message"
+                );
             }
             SessionError::Syntax(e) => tracing::debug!(error = %e, "unparsable command"),
         }

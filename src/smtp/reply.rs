@@ -56,6 +56,7 @@ impl Reply {
             SessionError::Timeout { .. } => Reply::timeout(hostname),
             SessionError::LineTooLong => Reply::line_too_long(),
             SessionError::MessageTooLarge => Reply::message_too_big(),
+            SessionError::HeaderTooLarge { limit } => Reply::header_too_big(*limit),
             SessionError::Syntax(e) => match e {
                 ParseError::UnknownCommand => Reply::unknown_command(),
                 ParseError::InvalidSenderAddress => Reply::bad_sender_address(),
@@ -301,6 +302,14 @@ impl Reply {
         )
     }
 
+    fn header_too_big(limit: usize) -> Reply {
+        Reply::new(
+            552,
+            "5.3.4",
+            format!("Header section exceeds {} KiB", limit / 1024),
+        )
+    }
+
     pub fn no_valid_recipients() -> Reply {
         Reply::new(554, "5.5.1", "No valid recipients")
     }
@@ -355,6 +364,10 @@ mod tests {
             (
                 SessionError::MessageTooLarge,
                 "552 5.3.4 Message size exceeds fixed maximum message size\r\n",
+            ),
+            (
+                SessionError::HeaderTooLarge { limit: 256 * 1024 },
+                "552 5.3.4 Header section exceeds 256 KiB\r\n",
             ),
             (
                 SessionError::Syntax(ParseError::UnknownCommand),

@@ -59,6 +59,8 @@ pub struct Session {
     pub(super) user: Option<String>,
     pub(super) transaction: Option<Transaction>,
     pub(super) auth: Option<AuthExchange>,
+    /// The message being received, once it outgrew memory (see [`super::data`]).
+    pub(super) spill: Option<super::data::Spill>,
 }
 
 impl Session {
@@ -73,6 +75,7 @@ impl Session {
             user: None,
             transaction: None,
             auth: None,
+            spill: None,
         }
     }
 

@@ -106,6 +106,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::List;
+    use crate::store::MessageBytes;
     use crate::store::Reason;
 
     fn store() -> (tempfile::TempDir, Store) {
@@ -227,7 +228,9 @@ mod tests {
                 attempts: 0,
                 next_attempt_at: 0,
             };
-            s.enqueue(&m, b"x".to_vec(), &[]).await.unwrap();
+            s.enqueue(&m, MessageBytes::InMemory(b"x".to_vec()), &[])
+                .await
+                .unwrap();
         }
         let ids = |v: Vec<QueuedMessage>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
         assert_eq!(

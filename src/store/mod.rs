@@ -70,7 +70,7 @@ pub use erasure::Erased;
 pub use generation::Vacuumed;
 pub use imports::ImportJob;
 pub use messages::{MessageRecord, Status};
-pub use queue::{QueuedMessage, QueuedRecipient};
+pub use queue::{MessageBytes, QueuedMessage, QueuedRecipient, SpoolDraft};
 pub use suppressions::Page;
 pub use tombstones::is_tombstone;
 pub use verdict::{Query, Verdict};

@@ -5,7 +5,47 @@ use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, MessageRecord, Store, StoreError};
+use super::{decode, encode, spool, MessageRecord, Store, StoreError};
+
+/// The bytes of an accepted transaction, as the session holds them at the end of DATA.
+#[derive(Debug)]
+pub enum MessageBytes {
+    /// A message small enough to be kept in memory until then.
+    InMemory(Vec<u8>),
+    /// A larger one, written to its spool file while it arrived.
+    Spooled(SpoolDraft),
+}
+
+/// A spool file being written while its message arrives ([`Store::spool_draft`]); deleted if
+/// dropped before [`Store::enqueue`] commits it.
+#[derive(Debug)]
+pub struct SpoolDraft(Option<spool::Draft>);
+
+impl SpoolDraft {
+    /// Appends `bytes` on the blocking pool.
+    pub async fn append(&mut self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let mut draft = self.take()?;
+        let draft = blocking(move || draft.append(&bytes).map(|()| draft)).await?;
+        self.0 = Some(draft);
+        Ok(())
+    }
+
+    fn take(&mut self) -> Result<spool::Draft, StoreError> {
+        self.0.take().ok_or_else(|| {
+            StoreError::Io(std::io::Error::other("spool draft lost by a failed write"))
+        })
+    }
+}
+
+/// Runs file I/O on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(format!("spool task: {e}"))))?
+        .map_err(StoreError::from)
+}
 
 /// One recipient still to be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,20 +72,34 @@ pub struct QueuedMessage {
 }
 
 impl Store {
-    /// Writes an accepted transaction: its bytes (a synced spool file, written on the blocking
-    /// pool), a record per recipient copy, then the queue entry (last, so an entry never exists
-    /// without its bytes). Call [`Store::flush`] before acknowledging.
+    /// Starts the spool file of transaction `id`, for a message written while it arrives.
+    pub async fn spool_draft(&self, id: &str) -> Result<SpoolDraft, StoreError> {
+        let (this, id) = (self.clone(), id.to_string());
+        let draft = blocking(move || this.shared.spool.create(&id)).await?;
+        Ok(SpoolDraft(Some(draft)))
+    }
+
+    /// Writes an accepted transaction: its bytes (a synced spool file, written or committed on
+    /// the blocking pool; not kept when no recipient is left to deliver), a record per
+    /// recipient copy, then the queue entry (last, so an entry never exists without its
+    /// bytes). Call [`Store::flush`] before acknowledging.
     pub async fn enqueue(
         &self,
         message: &QueuedMessage,
-        body: Vec<u8>,
+        body: MessageBytes,
         records: &[MessageRecord],
     ) -> Result<(), StoreError> {
         if !message.recipients.is_empty() {
             let (this, id) = (self.clone(), message.id.clone());
-            tokio::task::spawn_blocking(move || this.shared.spool.write(&id, &body))
-                .await
-                .map_err(|e| StoreError::Io(std::io::Error::other(format!("spool task: {e}"))))??;
+            match body {
+                MessageBytes::InMemory(bytes) => {
+                    blocking(move || this.shared.spool.write(&id, &bytes)).await?
+                }
+                MessageBytes::Spooled(mut draft) => {
+                    let draft = draft.take()?;
+                    blocking(move || this.shared.spool.commit(draft)).await?
+                }
+            }
         }
         let t = self.write();
         for record in records {
@@ -113,10 +167,7 @@ impl Store {
     /// The bytes of a queued transaction, read on the blocking pool (up to 25 MiB).
     pub async fn spool_read(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let (this, id) = (self.clone(), id.to_string());
-        tokio::task::spawn_blocking(move || this.shared.spool.read(&id))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(format!("spool task: {e}"))))?
-            .map_err(StoreError::from)
+        blocking(move || this.shared.spool.read(&id)).await
     }
 
     /// Moves message bytes that a store written before the spool became files still holds in

@@ -8,6 +8,10 @@
 //! message waiting for it) before the `250`. A crash leaves at worst a file in `tmp/` or a file
 //! without a queue entry: both are deleted at the next start ([`Spool::open`],
 //! [`super::Store::spool_collect`]).
+//!
+//! A message larger than the session keeps in memory is written while it arrives: a
+//! [`Draft`] in `spool/tmp/`, appended to chunk by chunk and committed (synced, renamed) at the
+//! end of DATA the same way; a draft dropped before its commit deletes its file.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
@@ -48,12 +52,28 @@ impl Spool {
 
     /// Writes the bytes of `id`: synced file, renamed into place. Blocking.
     pub fn write(&self, id: &str, bytes: &[u8]) -> std::io::Result<()> {
-        let tmp = self.tmp.join(id);
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
-        drop(file);
-        fs::rename(&tmp, self.path(id))?;
+        let mut draft = self.create(id)?;
+        draft.append(bytes)?;
+        self.commit(draft)
+    }
+
+    /// Starts the file of `id` in `tmp/`. Blocking.
+    pub fn create(&self, id: &str) -> std::io::Result<Draft> {
+        let path = self.tmp.join(id);
+        let file = File::create(&path)?;
+        Ok(Draft {
+            id: id.to_string(),
+            path,
+            file: Some(file),
+        })
+    }
+
+    /// Syncs the draft's bytes and renames it into place; its directory entry is synced by the
+    /// next [`Spool::sync`]. A draft that fails here is deleted. Blocking.
+    pub fn commit(&self, mut draft: Draft) -> std::io::Result<()> {
+        draft.file()?.sync_data()?;
+        fs::rename(&draft.path, self.path(&draft.id))?;
+        draft.file = None;
         self.unsynced.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -102,6 +122,37 @@ impl Spool {
     }
 }
 
+/// A spool file being written, in `spool/tmp/` until [`Spool::commit`]; deleted if dropped
+/// before.
+#[derive(Debug)]
+pub struct Draft {
+    id: String,
+    path: PathBuf,
+    /// `None` once committed.
+    file: Option<File>,
+}
+
+impl Draft {
+    fn file(&mut self) -> std::io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("spool draft already committed"))
+    }
+
+    /// Appends `bytes`. Blocking.
+    pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file()?.write_all(bytes)
+    }
+}
+
+impl Drop for Draft {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +172,30 @@ mod tests {
         let spool = Spool::open(dir.path()).unwrap();
         assert!(!dir.path().join("spool/tmp/torn").exists());
         assert!(spool.ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_draft_is_invisible_until_committed_and_deleted_if_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut draft = spool.create("big").unwrap();
+        draft.append(b"part one, ").unwrap();
+        draft.append(b"part two").unwrap();
+        assert_eq!(spool.read("big").unwrap(), None);
+        spool.commit(draft).unwrap();
+        assert_eq!(
+            spool.read("big").unwrap().as_deref(),
+            Some(&b"part one, part two"[..])
+        );
+        let mut dropped = spool.create("gone").unwrap();
+        dropped.append(b"x").unwrap();
+        drop(dropped);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("spool/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(spool.ids().unwrap(), ["big"]);
     }
 }

@@ -14,6 +14,7 @@ mod full_disk;
 mod http;
 mod http_limits;
 mod landing;
+mod large_messages;
 mod logs;
 mod mailgun;
 mod mandrill;
