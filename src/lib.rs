@@ -21,7 +21,7 @@
 //! | [`time`] | dates on the wire (RFC 2822, RFC 3339, Mandrill's, Unix seconds), read and written in one place |
 //! | [`tls`] | rustls server configuration for STARTTLS and https |
 //! | [`unsubscribe`] | per-recipient unsubscribe tokens and landing pages |
-//! | [`accept`] | accept loops: waiting and logging sparingly when `accept` fails (out of descriptors) |
+//! | [`accept`] | accept loops: waiting and logging sparingly when `accept` fails (out of descriptors), connections per client address |
 //! | [`address`] | e-mail address normalisation shared by SMTP and the APIs |
 //! | [`id`] | queue ids and per-recipient message ids |
 //! | [`cli`] | the admin command line (`quell suppress`, `quell queue`): a client of the HTTP API |

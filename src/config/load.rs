@@ -161,8 +161,12 @@ format = "json"
             vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
         );
         assert_eq!(c.smtp.max_connections, 512);
+        assert_eq!(c.smtp.reserved_connections, 32);
+        assert_eq!(c.smtp.max_connections_per_ip, Some(50));
         assert_eq!(c.smtp.command_timeout, Duration::from_secs(300));
         assert_eq!(c.smtp.data_timeout, Duration::from_secs(180));
+        assert_eq!(c.smtp.min_data_rate, 500);
+        assert_eq!(c.smtp.junk_command_limit, 100);
         assert_eq!(c.upstream.host, "127.0.0.1");
         assert_eq!(c.upstream.port, 25);
         assert_eq!(c.upstream.tls, UpstreamTls::None);
@@ -267,6 +271,18 @@ format = "json"
                 None,
                 "smtp.data_timeout",
                 "a duration",
+            ),
+            (
+                "[smtp]\nmax_connections = 20\n",
+                None,
+                "smtp.reserved_connections",
+                "less than smtp.max_connections (20)",
+            ),
+            (
+                "[smtp]\ncommand_timeout = \"0s\"\n",
+                None,
+                "smtp.command_timeout",
+                "more than 0s",
             ),
             (
                 "[upstream]\ntls = \"sometimes\"\n",

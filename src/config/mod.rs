@@ -12,7 +12,7 @@ pub mod raw;
 mod secret;
 mod validate;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -85,10 +85,28 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     pub relay_networks: Vec<IpNet>,
     pub max_connections: usize,
+    /// `smtp.reserved_connections`, less than `max_connections`.
+    pub reserved_connections: usize,
+    /// `smtp.max_connections_per_ip`; `None`: no limit (0 in the file).
+    pub max_connections_per_ip: Option<usize>,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
+    /// `smtp.min_data_rate` in bytes per second; 0: none.
+    pub min_data_rate: u64,
+    /// `smtp.junk_command_limit`.
+    pub junk_command_limit: usize,
     pub tls: Option<TlsFiles>,
     pub users: Vec<SmtpUser>,
+}
+
+impl SmtpConfig {
+    /// Whether a client at `ip` is in `relay_networks` (may relay without AUTH, may take the
+    /// reserved slots, is exempt from the per-address limit). An IPv4 client reaching an IPv6
+    /// socket (`::ffff:192.0.2.1`) is matched as the IPv4 address it is.
+    pub fn in_relay_networks(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.relay_networks.iter().any(|n| n.contains(&ip))
+    }
 }
 
 /// PEM files for a TLS listener; both existed when the config was loaded.

@@ -52,12 +52,37 @@ pub struct RawSmtp {
     /// Concurrent SMTP connections; more are answered `421 4.7.0` and closed, so a flood cannot
     /// exhaust memory. Default 512.
     pub max_connections: usize,
-    /// Idle time allowed waiting for a command (RFC 5321 §4.5.3.2.7: 5 minutes). Default `5m`.
+    /// Of `max_connections`, the slots only clients in `relay_networks` may take: everyone
+    /// else shares the other `max_connections - reserved_connections`, so a flood from
+    /// clients that may not relay cannot lock out the applications that do. Clients that
+    /// authenticate cannot be told apart at connect time and share the unreserved slots.
+    /// Less than `max_connections`; 0 reserves nothing. Default 32.
+    pub reserved_connections: usize,
+    /// Connections one client address outside `relay_networks` may hold at once; more are
+    /// answered `421 4.7.0` and closed (Postfix's `smtpd_client_connection_count_limit`,
+    /// which also exempts `mynetworks`). 0: no limit. Default 50.
+    pub max_connections_per_ip: usize,
+    /// Time allowed for one whole command line, from the reply to the previous one (RFC 5321
+    /// §4.5.3.2.7: 5 minutes). A deadline, not a limit per read: a client sending a byte at a
+    /// time cannot hold the connection past it (Postfix's `smtpd_per_request_deadline`).
+    /// Writing a reply to a client that does not read has the same limit. Default `5m`.
     #[serde(deserialize_with = "humantime_serde::deserialize")]
     pub command_timeout: Duration,
-    /// Idle time allowed between DATA blocks (RFC 5321 §4.5.3.2.5: 3 minutes). Default `3m`.
+    /// Time allowed for message data (RFC 5321 §4.5.3.2.6: 3 minutes) when nothing arrives:
+    /// DATA starts with this much time, each block received adds its size divided by
+    /// `min_data_rate`, and the time left never exceeds `data_timeout` (Postfix's
+    /// `smtpd_min_data_rate` under `smtpd_per_request_deadline`). Default `3m`.
     #[serde(deserialize_with = "humantime_serde::deserialize")]
     pub data_timeout: Duration,
+    /// Bytes per second a client must average during DATA once `data_timeout` has been used
+    /// up (see `data_timeout`); slower: `421 4.4.2` and closed. 0: no rate, `data_timeout` is
+    /// the longest pause between two reads. Default 500 (Postfix's default).
+    pub min_data_rate: u64,
+    /// NOOP, RSET, VRFY and unrecognised, unimplemented or unparsable commands a session may
+    /// send; the next one is answered `421 4.7.0` and the connection closed. The count starts
+    /// over when a message is accepted (as Postfix's `smtpd_junk_command_limit`). Default
+    /// 100.
+    pub junk_command_limit: usize,
     /// `[smtp.tls]`: STARTTLS certificate; when set, STARTTLS is offered. Default: none.
     pub tls: Option<RawTls>,
     /// `[[smtp.users]]`: users allowed to AUTH (offered only over TLS), for clients outside
@@ -77,8 +102,12 @@ impl Default for RawSmtp {
                 IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
             ],
             max_connections: 512,
+            reserved_connections: 32,
+            max_connections_per_ip: 50,
             command_timeout: Duration::from_secs(5 * 60),
             data_timeout: Duration::from_secs(3 * 60),
+            min_data_rate: 500,
+            junk_command_limit: 100,
             tls: None,
             users: Vec::new(),
         }

@@ -51,6 +51,24 @@ impl TryFrom<RawConfig> for Config {
         if s.max_connections == 0 {
             return Err(ConfigError::new("smtp.max_connections", "must be > 0"));
         }
+        if s.reserved_connections >= s.max_connections {
+            return Err(ConfigError::new(
+                "smtp.reserved_connections",
+                format!(
+                    "must be less than smtp.max_connections ({}): clients outside \
+                     relay_networks need at least one slot",
+                    s.max_connections
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("smtp.command_timeout", s.command_timeout),
+            ("smtp.data_timeout", s.data_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(key, "must be more than 0s"));
+            }
+        }
         let mut users = Vec::new();
         for u in s.users {
             if u.name.is_empty() {
@@ -75,8 +93,13 @@ impl TryFrom<RawConfig> for Config {
             max_recipients: s.max_recipients,
             relay_networks: s.relay_networks,
             max_connections: s.max_connections,
+            reserved_connections: s.reserved_connections,
+            max_connections_per_ip: (s.max_connections_per_ip > 0)
+                .then_some(s.max_connections_per_ip),
             command_timeout: s.command_timeout,
             data_timeout: s.data_timeout,
+            min_data_rate: s.min_data_rate,
+            junk_command_limit: s.junk_command_limit,
             tls: tls_files("smtp.tls", s.tls)?,
             users,
         };

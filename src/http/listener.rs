@@ -6,9 +6,7 @@
 //! to finish a TLS handshake. An accept failure (out of descriptors) waits and is logged
 //! sparingly ([`crate::accept`]). On shutdown, requests in flight finish; idle connections close.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::accept::AcceptFailures;
+use crate::accept::{AcceptFailures, Clients};
 use crate::config::HttpConfig;
 use crate::shutdown::CancellationToken;
 
@@ -110,73 +108,4 @@ pub async fn serve(
         _ = tokio::time::sleep(DRAIN) => tracing::warn!("http requests still in flight after the drain; closing"),
     }
     Ok(())
-}
-
-/// Connections per client address.
-#[derive(Clone)]
-struct Clients {
-    limit: usize,
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-/// One connection of a client, counted until dropped.
-struct ClientSlot {
-    clients: Clients,
-    ip: IpAddr,
-}
-
-impl Clients {
-    fn new(limit: usize) -> Clients {
-        Clients {
-            limit,
-            counts: Arc::default(),
-        }
-    }
-
-    /// A slot for one more connection from `ip`, unless it holds `limit` already.
-    fn enter(&self, ip: IpAddr) -> Option<ClientSlot> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= self.limit {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            clients: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut counts = self
-            .clients
-            .counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_client_holds_at_most_its_share_and_gets_it_back() {
-        let clients = Clients::new(2);
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let a = clients.enter(ip).unwrap();
-        let _b = clients.enter(ip).unwrap();
-        assert!(clients.enter(ip).is_none());
-        assert!(clients.enter("192.0.2.2".parse().unwrap()).is_some());
-        drop(a);
-        assert!(clients.enter(ip).is_some());
-    }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use smtp_proto::Error as ParseError;
 
-use super::error::SessionError;
+use super::error::{AddressRole, SessionError};
 
 /// One reply: code, enhanced status, text (one or more lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,13 @@ impl Reply {
             SessionError::Store { source, .. } if source.is_full() => Reply::insufficient_storage(),
             SessionError::Store { .. } | SessionError::Io(_) => Reply::local_error(),
             SessionError::Timeout { .. } => Reply::timeout(hostname),
+            SessionError::TooManyJunkCommands { .. } => Reply::too_many_junk_commands(hostname),
+            SessionError::UnsupportedParameter(param) if param == "SMTPUTF8" => {
+                Reply::smtputf8_not_supported()
+            }
+            SessionError::UnsupportedParameter(param) => Reply::parameter_not_implemented(param),
+            SessionError::NotAscii(AddressRole::Sender) => Reply::sender_not_ascii(),
+            SessionError::NotAscii(AddressRole::Recipient) => Reply::recipient_not_ascii(),
             SessionError::LineTooLong => Reply::line_too_long(),
             SessionError::MessageTooLarge => Reply::message_too_big(),
             SessionError::HeaderTooLarge { limit } => Reply::header_too_big(*limit),
@@ -192,11 +199,47 @@ impl Reply {
         )
     }
 
-    fn timeout(hostname: &str) -> Reply {
+    /// One address holds `smtp.max_connections_per_ip` connections already.
+    pub fn too_many_connections_from_address(hostname: &str) -> Reply {
         Reply::new(
             421,
-            "4.4.2",
-            format!("{hostname} Timeout, closing connection"),
+            "4.7.0",
+            format!("{hostname} Too many connections from your address"),
+        )
+    }
+
+    /// A deadline ran out (Postfix's wording); the connection is closed.
+    fn timeout(hostname: &str) -> Reply {
+        Reply::new(421, "4.4.2", format!("{hostname} Error: timeout exceeded"))
+    }
+
+    fn too_many_junk_commands(hostname: &str) -> Reply {
+        Reply::new(
+            421,
+            "4.7.0",
+            format!("{hostname} Too many junk commands, closing connection"),
+        )
+    }
+
+    /// RFC 6531 is not offered, so its MAIL parameter is refused like any other not
+    /// advertised (RFC 5321 §4.1.1.11).
+    fn smtputf8_not_supported() -> Reply {
+        Reply::new(555, "5.5.4", "SMTPUTF8 not supported")
+    }
+
+    fn sender_not_ascii() -> Reply {
+        Reply::new(
+            501,
+            "5.1.7",
+            "Sender address must be ASCII (SMTPUTF8 not supported)",
+        )
+    }
+
+    fn recipient_not_ascii() -> Reply {
+        Reply::new(
+            501,
+            "5.1.3",
+            "Recipient address must be ASCII (SMTPUTF8 not supported)",
         )
     }
 
@@ -234,8 +277,9 @@ impl Reply {
         Reply::new(503, "5.5.1", format!("Bad sequence of commands: {what}"))
     }
 
+    /// A MAIL or RCPT parameter that is not recognised or not offered (RFC 5321 §4.1.1.11).
     fn parameter_not_implemented(param: &str) -> Reply {
-        Reply::new(504, "5.5.4", format!("Parameter not supported: {param}"))
+        Reply::new(555, "5.5.4", format!("Parameter not supported: {param}"))
     }
 
     fn bad_parameter(what: &str) -> Reply {
@@ -356,9 +400,30 @@ mod tests {
             ),
             (
                 SessionError::Timeout {
-                    idle: std::time::Duration::from_secs(300),
+                    during: "command",
+                    limit: std::time::Duration::from_secs(300),
                 },
-                "421 4.4.2 q Timeout, closing connection\r\n",
+                "421 4.4.2 q Error: timeout exceeded\r\n",
+            ),
+            (
+                SessionError::TooManyJunkCommands { limit: 100 },
+                "421 4.7.0 q Too many junk commands, closing connection\r\n",
+            ),
+            (
+                SessionError::UnsupportedParameter("SMTPUTF8".into()),
+                "555 5.5.4 SMTPUTF8 not supported\r\n",
+            ),
+            (
+                SessionError::UnsupportedParameter("REQUIRETLS".into()),
+                "555 5.5.4 Parameter not supported: REQUIRETLS\r\n",
+            ),
+            (
+                SessionError::NotAscii(AddressRole::Sender),
+                "501 5.1.7 Sender address must be ASCII (SMTPUTF8 not supported)\r\n",
+            ),
+            (
+                SessionError::NotAscii(AddressRole::Recipient),
+                "501 5.1.3 Recipient address must be ASCII (SMTPUTF8 not supported)\r\n",
             ),
             (SessionError::LineTooLong, "500 5.5.2 Line too long\r\n"),
             (
@@ -391,7 +456,7 @@ mod tests {
                 SessionError::Syntax(ParseError::UnsupportedParameter {
                     param: "FOO".into(),
                 }),
-                "504 5.5.4 Parameter not supported: FOO\r\n",
+                "555 5.5.4 Parameter not supported: FOO\r\n",
             ),
             (
                 SessionError::Syntax(ParseError::InvalidSenderAddress),

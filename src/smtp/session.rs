@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use smtp_proto::Request;
+use smtp_proto::{Error as ParseError, Request};
 
 use super::auth::{AuthExchange, AuthStep};
-use super::codec::MAX_COMMAND_LINE;
-use super::error::SessionError;
+use super::codec::{TooBig, MAX_COMMAND_LINE};
+use super::error::{AddressRole, SessionError};
+use super::params;
 use super::reply::Reply;
 use crate::address;
 use crate::config::OnSuppressed;
@@ -61,6 +62,8 @@ pub struct Session {
     pub(super) auth: Option<AuthExchange>,
     /// The message being received, once it outgrew memory (see [`super::data`]).
     pub(super) spill: Option<super::data::Spill>,
+    /// Junk commands since the session started or last had a message accepted.
+    junk: usize,
 }
 
 impl Session {
@@ -76,6 +79,7 @@ impl Session {
             transaction: None,
             auth: None,
             spill: None,
+            junk: 0,
         }
     }
 
@@ -95,48 +99,93 @@ impl Session {
     }
 
     fn may_relay(&self) -> bool {
-        self.user.is_some()
-            || self
-                .state
-                .config
-                .smtp
-                .relay_networks
-                .iter()
-                .any(|n| n.contains(&self.peer.ip()))
+        self.user.is_some() || self.state.config.smtp.in_relay_networks(self.peer.ip())
     }
 
     /// Handles one command line (with its line end).
     pub async fn command(&mut self, line: &[u8]) -> (Reply, Next) {
         let is_auth = line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"AUTH ");
         if line.len() > MAX_COMMAND_LINE && !is_auth {
-            return (self.fail(SessionError::LineTooLong), Next::Command);
+            return self.line_too_long();
         }
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r,
-            Err(e) => return (self.fail(SessionError::Syntax(e)), Next::Command),
+            // smtp-proto refuses a SIZE of 20 digits or more that it reads as usize::MAX: a
+            // number that large is a message too large (RFC 1870), not a syntax error.
+            Err(ParseError::InvalidParameter { param: "SIZE" })
+                if params::declared_size(line).is_some() =>
+            {
+                return (self.fail(SessionError::MessageTooLarge), Next::Command);
+            }
+            // A MAIL or RCPT parameter smtp-proto does not know: 555, named by its keyword.
+            Err(ParseError::UnsupportedParameter { param }) => {
+                let keyword = params::keyword(&param);
+                return (
+                    self.fail(SessionError::UnsupportedParameter(keyword)),
+                    Next::Command,
+                );
+            }
+            Err(e) => {
+                let reply = self.fail(SessionError::Syntax(e));
+                return self.junk(reply);
+            }
         };
         match request {
             Request::Ehlo { host } => self.ehlo(&host, true),
             Request::Helo { host } => self.ehlo(&host, false),
-            Request::Lhlo { .. } => (Reply::unknown_command(), Next::Command),
-            Request::Mail { from } => (self.mail(&from.address, from.size), Next::Command),
-            Request::Rcpt { to } => (self.rcpt(&to.address), Next::Command),
+            Request::Mail { from } => (self.mail(&from.address, line), Next::Command),
+            Request::Rcpt { to } => (self.rcpt(&to.address, line), Next::Command),
             Request::Data => self.data(),
             Request::Rset => {
                 self.transaction = None;
-                (Reply::ok(), Next::Command)
+                self.junk(Reply::ok())
             }
-            Request::Noop { .. } => (Reply::ok(), Next::Command),
+            Request::Noop { .. } => self.junk(Reply::ok()),
             Request::Quit => (Reply::bye(), Next::Close),
-            Request::Vrfy { .. } => (Reply::vrfy(), Next::Command),
+            Request::Vrfy { .. } => self.junk(Reply::vrfy()),
             Request::StartTls => self.starttls(),
             Request::Auth {
                 mechanism,
                 initial_response,
             } => self.auth_start(mechanism, &initial_response).await,
-            Request::Bdat { .. } => (Reply::not_implemented(), Next::Command),
-            _ => (Reply::not_implemented(), Next::Command),
+            Request::Lhlo { .. } => self.junk(Reply::unknown_command()),
+            // BDAT, EXPN, HELP, ETRN, ATRN, BURL: not offered.
+            _ => self.junk(Reply::not_implemented()),
         }
+    }
+
+    /// Answers a command line longer than allowed (a junk command).
+    pub fn line_too_long(&mut self) -> (Reply, Next) {
+        self.auth = None;
+        let reply = self.fail(SessionError::LineTooLong);
+        self.junk(reply)
+    }
+
+    /// Counts a junk command (NOOP, RSET, VRFY, unrecognised, unimplemented, unparsable)
+    /// answered with `reply`. Past `smtp.junk_command_limit` the session is closed instead
+    /// with `421 4.7.0`, as Postfix's `smtpd_junk_command_limit`: a client that sends no mail
+    /// does not hold a slot forever.
+    fn junk(&mut self, reply: Reply) -> (Reply, Next) {
+        self.junk += 1;
+        let limit = self.state.config.smtp.junk_command_limit;
+        if self.junk > limit {
+            (
+                self.fail(SessionError::TooManyJunkCommands { limit }),
+                Next::Close,
+            )
+        } else {
+            (reply, Next::Command)
+        }
+    }
+
+    /// Handles the decoded message (see [`Session::message`]); an accepted message forgives
+    /// the junk commands before it (Postfix does the same).
+    pub async fn end_of_data(&mut self, content: Result<Vec<u8>, TooBig>) -> Reply {
+        let reply = self.message(content).await;
+        if reply.is_positive() {
+            self.junk = 0;
+        }
+        reply
     }
 
     fn ehlo(&mut self, host: &str, extended: bool) -> (Reply, Next) {
@@ -157,7 +206,8 @@ impl Session {
         (reply, Next::Command)
     }
 
-    fn mail(&mut self, from: &str, size: usize) -> Reply {
+    /// MAIL FROM `from`, as parsed from `line` (whose parameters are read again here).
+    fn mail(&mut self, from: &str, line: &[u8]) -> Reply {
         if self.helo.is_none() {
             return Reply::bad_sequence("send EHLO first");
         }
@@ -168,12 +218,21 @@ impl Session {
             tracing::info!(outcome = "refused", reason = "auth required", "mail from");
             return Reply::auth_required();
         }
-        if size > self.state.config.smtp.max_message_size {
+        let params = match params::mail(line, self.auth_offered()) {
+            Ok(p) => p,
+            Err(e) => return self.fail(e),
+        };
+        let max = self.state.config.smtp.max_message_size;
+        if params.size.is_some_and(|size| size > max as u64) {
             return self.fail(SessionError::MessageTooLarge);
         }
         // Below `storage.min_free`: 452 4.3.1 before the client sends its data.
         if let Err(e) = self.state.store.ensure_room() {
             return self.fail(SessionError::store("room check")(e));
+        }
+        // smtp-proto turns invalid UTF-8 into U+FFFD, which is not ASCII either.
+        if !from.is_ascii() {
+            return self.fail(SessionError::NotAscii(AddressRole::Sender));
         }
         let sender = if from.is_empty() {
             String::new()
@@ -190,15 +249,24 @@ impl Session {
         Reply::sender_ok()
     }
 
-    fn rcpt(&mut self, to: &str) -> Reply {
-        let may_relay = self.may_relay();
-        let Some(tx) = self.transaction.as_mut() else {
+    /// RCPT TO `to`, as parsed from `line`.
+    fn rcpt(&mut self, to: &str, line: &[u8]) -> Reply {
+        if self.transaction.is_none() {
             return Reply::bad_sequence("need MAIL before RCPT");
-        };
-        if !may_relay {
+        }
+        if !self.may_relay() {
             tracing::info!(outcome = "refused", reason = "relay denied", "rcpt");
             return Reply::relay_denied();
         }
+        if let Err(e) = params::rcpt(line) {
+            return self.fail(e);
+        }
+        if !to.is_ascii() {
+            return self.fail(SessionError::NotAscii(AddressRole::Recipient));
+        }
+        let Some(tx) = self.transaction.as_mut() else {
+            return Reply::bad_sequence("need MAIL before RCPT");
+        };
         let Ok(rcpt) = address::normalize(to) else {
             return Reply::bad_address();
         };

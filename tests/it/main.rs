@@ -22,6 +22,7 @@ mod mixpanel;
 mod openapi;
 mod relay;
 mod smtp;
+mod smtp_limits;
 mod support;
 mod swaks;
 mod unsub_links;
