@@ -101,7 +101,14 @@ async fn erasure_keeps_the_person_suppressed_and_leaves_no_address_in_the_files(
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let path = data.clone();
-    let q = Quell::start_with(move |c| c.storage.path = path).await;
+    let q = Quell::start_with(move |c| {
+        c.storage.path = path;
+        // The deferred copy must still be queued when the erasure runs: a retry would re-check
+        // the recipient, find them suppressed by then, and take the copy off the queue.
+        c.queue.retry_initial = std::time::Duration::from_secs(3600);
+        c.queue.retry_max = std::time::Duration::from_secs(3600);
+    })
+    .await;
     let http = reqwest::Client::new();
 
     // Mail to the person: one delivered (records), one still queued (deferred).
