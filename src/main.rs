@@ -78,15 +78,15 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             let path = config::resolve_path(config.as_deref());
             match config::load(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|c| check_files(&c))
+                .map_err(|e| e.located(&path))
+                .and_then(|c| check_files(&c).map_err(|e| format!("{}: {e}", path.display())))
             {
                 Ok(()) => {
                     println!("{}: ok", path.display());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("{}: {e}", path.display());
+                    eprintln!("{e}");
                     ExitCode::from(2)
                 }
             }
@@ -96,7 +96,7 @@ fn main() -> ExitCode {
             let config = match config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("{}: {e}", path.display());
+                    eprintln!("{}", e.located(&path));
                     return ExitCode::from(2);
                 }
             };

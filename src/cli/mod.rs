@@ -40,7 +40,7 @@ const BATCH: usize = 1000;
 /// Why a command failed; [`CliError::exit_code`] is its exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("{path}: {source}")]
+    #[error("{}", .source.located(.path))]
     Config { path: PathBuf, source: ConfigError },
     #[error(transparent)]
     Client(#[from] ClientError),

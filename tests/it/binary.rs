@@ -62,17 +62,32 @@ async fn check_config_accepts_the_default_and_names_the_bad_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("upstream.tls"));
 
-    // Environment overrides are validated too.
+    // Environment overrides are validated too, and a failure names the variable, not the file.
     std::fs::write(&bad, "").unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "-c"])
-        .arg(&bad)
-        .env("QUELL_SMTP__LISTEN", "nowhere")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("smtp.listen"));
+    for (name, value, said) in [
+        (
+            "QUELL_SMTP__LISTEN",
+            "nowhere",
+            "environment variable QUELL_SMTP__LISTEN: invalid socket address syntax",
+        ),
+        (
+            "QUELL_UPSTREM__PORT",
+            "2600",
+            "environment variable QUELL_UPSTREM__PORT: unknown field `upstrem`",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["check-config", "-c"])
+            .arg(&bad)
+            .env(name, value)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with(said), "{stderr}");
+        assert!(!stderr.contains("bad.toml"), "{stderr}");
+    }
 
     // A DKIM key file that is not a key: exit 2 naming the key.
     let not_a_key = dir.path().join("not-a-key.pem");
