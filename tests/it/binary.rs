@@ -143,6 +143,45 @@ async fn sigterm_drains_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// A second `quell serve` on a store in use stops at once, before binding anything, and names
+/// the process that has the store; once that one is gone, the store opens again.
+#[tokio::test]
+async fn a_second_quell_on_the_same_store_names_the_first_and_binds_nothing() {
+    let upstream = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), upstream.addr.port(), "");
+    let first = spawn(&config).await;
+    let pid = first.child.id().unwrap();
+    let out = tokio::time::timeout(
+        WAIT,
+        Command::new(BIN)
+            .args(["serve", "-c"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env_remove("QUELL_CONFIG")
+            .output(),
+    )
+    .await
+    .expect("the second quell exits")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!(
+        "another quell (pid {pid}) is using {}",
+        dir.path().join("data").display()
+    );
+    assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
+    assert!(!stderr.contains("listening"), "it bound its ports: {stderr}");
+    assert!(!stderr.contains("could not acquire lock"), "{stderr}");
+    // The first one is unharmed, and after it is gone the store is free again (its pid file
+    // left behind by the crash holds no lock).
+    let ready = reqwest::get(first.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    first.kill_9().await;
+    let again = spawn(&config).await;
+    again.kill_9().await;
+}
+
 fn unsafe_kill(pid: i32, signal: &str) -> i32 {
     std::process::Command::new("kill")
         .arg(format!("-{signal}"))
