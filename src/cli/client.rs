@@ -180,8 +180,8 @@ impl Client {
                 disabled: message.as_deref() == Some(crate::http::auth::DISABLED),
             });
         }
-        let message = message
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+        let message =
+            message.unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
         Err(match status {
             StatusCode::NOT_FOUND => ClientError::NotFound(message),
             StatusCode::CONFLICT => ClientError::Busy(message),

@@ -100,9 +100,9 @@ pub fn load_with_env(
     let mut builder = config::Config::builder()
         .add_source(config::File::from(path).format(config::FileFormat::Toml));
     for o in &overrides {
-        builder = builder.set_override(&o.key, o.value()).map_err(|e| {
-            ConfigError::new("config", reason(&e)).with_env(&o.name)
-        })?;
+        builder = builder
+            .set_override(&o.key, o.value())
+            .map_err(|e| ConfigError::new("config", reason(&e)).with_env(&o.name))?;
     }
     // Which variable, if any, a failure is about: it is named instead of the file.
     let blame = |e: ConfigError| match overrides.iter().find(|o| o.explains(&e.key)) {

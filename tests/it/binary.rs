@@ -171,7 +171,10 @@ async fn a_second_quell_on_the_same_store_names_the_first_and_binds_nothing() {
         dir.path().join("data").display()
     );
     assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
-    assert!(!stderr.contains("listening"), "it bound its ports: {stderr}");
+    assert!(
+        !stderr.contains("listening"),
+        "it bound its ports: {stderr}"
+    );
     assert!(!stderr.contains("could not acquire lock"), "{stderr}");
     // The first one is unharmed, and after it is gone the store is free again (its pid file
     // left behind by the crash holds no lock).
