@@ -78,15 +78,15 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             let path = config::resolve_path(config.as_deref());
             match config::load(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|c| check_files(&c))
+                .map_err(|e| e.located(&path))
+                .and_then(|c| check_files(&c).map_err(|e| format!("{}: {e}", path.display())))
             {
                 Ok(()) => {
                     println!("{}: ok", path.display());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("{}: {e}", path.display());
+                    eprintln!("{e}");
                     ExitCode::from(2)
                 }
             }
@@ -96,7 +96,7 @@ fn main() -> ExitCode {
             let config = match config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("{}: {e}", path.display());
+                    eprintln!("{}", e.located(&path));
                     return ExitCode::from(2);
                 }
             };
@@ -108,7 +108,7 @@ fn main() -> ExitCode {
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "quell failed");
+                    tracing::error!(error = one_line(&e), "quell failed");
                     ExitCode::from(1)
                 }
             }
@@ -175,6 +175,8 @@ fn init_tracing(format: LogFormat) {
 
 #[tokio::main]
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // The store first: a second quell on the same store stops here, before it takes ports.
+    let app = App::open(config.clone())?;
     let smtp = tokio::net::TcpListener::bind(config.smtp.listen)
         .await
         .with_context(|| format!("binding smtp.listen {}", config.smtp.listen))?;
@@ -183,9 +185,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
     tracing::info!(addr = %smtp.local_addr()?, "smtp listening");
     tracing::info!(addr = %http.local_addr()?, "http listening");
-    let app = App::open(config)?;
     let token = CancellationToken::new();
     shutdown::on_signal(token.clone());
     app.run(Listeners { smtp, http }, token).await?;
     Ok(())
+}
+
+/// An error and its causes on one line, each cause once: errors here often repeat their
+/// source in their own message (`store at data: sled: …` above `sled: …`), and anyhow's
+/// `{:#}` would print it again for every level.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

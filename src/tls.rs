@@ -2,9 +2,10 @@
 //! SMTP listener, `[http.tls]` on the HTTP one, whose handshake runs in the connection's own
 //! task under `http.header_timeout`, see `http::listener`).
 
-use std::io::BufReader;
 use std::sync::Arc;
 
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsFiles;
@@ -17,6 +18,8 @@ pub enum TlsError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path}: not PEM: {source}")]
+    Pem { path: String, source: pem::Error },
     #[error("no certificate in {0}")]
     NoCertificate(String),
     #[error("no private key in {0}")]
@@ -34,30 +37,30 @@ pub fn install_crypto_provider() {
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     install_crypto_provider();
     let read = |path: &std::path::Path| {
-        std::fs::File::open(path)
-            .map(BufReader::new)
-            .map_err(|source| TlsError::Read {
-                path: path.display().to_string(),
-                source,
-            })
-    };
-    let certs = rustls_pemfile::certs(&mut read(&files.cert_file)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Read {
-            path: files.cert_file.display().to_string(),
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
             source,
-        })?;
+        })
+    };
+    let unparsable = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| TlsError::Pem { path, source }
+    };
+    let certs = CertificateDer::pem_slice_iter(&read(&files.cert_file)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unparsable(&files.cert_file))?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(
             files.cert_file.display().to_string(),
         ));
     }
-    let key = rustls_pemfile::private_key(&mut read(&files.key_file)?)
-        .map_err(|source| TlsError::Read {
-            path: files.key_file.display().to_string(),
-            source,
-        })?
-        .ok_or_else(|| TlsError::NoKey(files.key_file.display().to_string()))?;
+    let key = match PrivateKeyDer::from_pem_slice(&read(&files.key_file)?) {
+        Ok(key) => key,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(TlsError::NoKey(files.key_file.display().to_string()))
+        }
+        Err(e) => return Err(unparsable(&files.key_file)(e)),
+    };
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)?;

@@ -45,8 +45,14 @@ pub enum ClientError {
         host: String,
         reason: String,
     },
-    #[error("the server refused the API key from http.api_keys")]
-    Unauthorized,
+    /// 401: the key is not one of the server's, or the server has none.
+    #[error("{}", unauthorized(.url, .disabled))]
+    Unauthorized {
+        /// The server's base URL.
+        url: String,
+        /// The server said its management API is disabled (its `http.api_keys` is empty).
+        disabled: bool,
+    },
     /// The request was bad (400, 413, …): the server's message says what.
     #[error("the server refused the request: {0}")]
     Rejected(String),
@@ -68,7 +74,7 @@ impl ClientError {
         match self {
             ClientError::NoKey
             | ClientError::Certificate { .. }
-            | ClientError::Unauthorized
+            | ClientError::Unauthorized { .. }
             | ClientError::Rejected(_) => 2,
             _ => 1,
         }
@@ -161,19 +167,21 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
-        if status == StatusCode::UNAUTHORIZED {
-            return Err(ClientError::Unauthorized);
-        }
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| {
-                // `message` (Mailgun's shape, the admin API) or `error` (Mixpanel's).
-                ["message", "error"]
-                    .iter()
-                    .find_map(|f| v.get(*f).and_then(Value::as_str).map(str::to_string))
-            })
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+        let message = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
+            // `message` (Mailgun's shape, the admin API) or `error` (Mixpanel's).
+            ["message", "error"]
+                .iter()
+                .find_map(|f| v.get(*f).and_then(Value::as_str).map(str::to_string))
+        });
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(ClientError::Unauthorized {
+                url: self.base.clone(),
+                disabled: message.as_deref() == Some(crate::http::auth::DISABLED),
+            });
+        }
+        let message =
+            message.unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
         Err(match status {
             StatusCode::NOT_FOUND => ClientError::NotFound(message),
             StatusCode::CONFLICT => ClientError::Busy(message),
@@ -225,6 +233,18 @@ impl Client {
             url: self.base.clone(),
             reason,
         }
+    }
+}
+
+/// The message of [`ClientError::Unauthorized`]: which server, and what to change.
+fn unauthorized(url: &str, disabled: &bool) -> String {
+    if *disabled {
+        format!(
+            "quell at {url} has its management API disabled: set http.api_keys in its config \
+             (and the same key here) and restart it"
+        )
+    } else {
+        format!("quell at {url} refused the API key (the first of http.api_keys in this config)")
     }
 }
 

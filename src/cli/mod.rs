@@ -40,7 +40,7 @@ const BATCH: usize = 1000;
 /// Why a command failed; [`CliError::exit_code`] is its exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("{path}: {source}")]
+    #[error("{}", .source.located(.path))]
     Config { path: PathBuf, source: ConfigError },
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -202,7 +202,11 @@ mod tests {
     fn exit_codes() {
         assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
         assert_eq!(CliError::Incomplete("x".into()).exit_code(), 1);
-        assert_eq!(CliError::Client(ClientError::Unauthorized).exit_code(), 2);
+        let refused = ClientError::Unauthorized {
+            url: "http://127.0.0.1:8025".into(),
+            disabled: false,
+        };
+        assert_eq!(CliError::Client(refused).exit_code(), 2);
         let down = ClientError::Unreachable {
             url: "http://127.0.0.1:1".into(),
             reason: "connection refused".into(),

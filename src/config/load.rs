@@ -18,13 +18,65 @@ pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Loads the file at `path` with `QUELL_*` overrides from the process environment.
+/// Loads the file at `path` with `QUELL_*` overrides from the process environment
+/// (`QUELL_CONFIG` names the file; it is not a key).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    // QUELL_CONFIG names the file; it is not a key.
-    let env = std::env::vars()
-        .filter(|(name, _)| name.starts_with("QUELL_") && name != "QUELL_CONFIG")
-        .collect();
-    load_with_env(path, Some(env))
+    load_with_env(path, None)
+}
+
+/// Keys whose environment value is a comma-separated list (`QUELL_HTTP__API_KEYS=k1,k2`).
+const LIST_KEYS: [&str; 4] = [
+    "smtp.relay_networks",
+    "http.api_keys",
+    "suppression.transactional_senders",
+    "unsubscribe.old_secrets",
+];
+
+/// One `QUELL_*` variable: its name (for error messages) and the key it sets.
+struct EnvOverride {
+    name: String,
+    /// `QUELL_UPSTREAM__PORT` → `upstream.port`.
+    key: String,
+    value: String,
+}
+
+impl EnvOverride {
+    /// The key a variable sets, as the config crate's `Environment` maps it: without the
+    /// prefix, lowercased, `__` between the levels.
+    fn new(name: String, value: String) -> Option<EnvOverride> {
+        let rest = name.strip_prefix("QUELL_")?;
+        let key = rest.to_lowercase().replace("__", ".");
+        Some(EnvOverride { name, key, value })
+    }
+
+    /// The value as the loader reads it: text, never guessed to be a number or a boolean
+    /// (`QUELL_UNSUBSCRIBE__SECRET=007` stays `007`; serde converts text for a number key), or
+    /// a list of texts for a list key (an empty value: an empty list).
+    fn value(&self) -> config::Value {
+        if LIST_KEYS.contains(&self.key.as_str()) {
+            let items: Vec<String> = self
+                .value
+                .split(',')
+                .map(|item| item.trim().to_string())
+                .filter(|item| !item.is_empty())
+                .collect();
+            items.into()
+        } else {
+            self.value.clone().into()
+        }
+    }
+
+    /// Whether a failure at `key` (`smtp.listen`, `smtp.relay_networks[1]`, an unknown
+    /// section `upstrem`) is about the value this variable sets.
+    fn explains(&self, key: &str) -> bool {
+        let within = |outer: &str, inner: &str| {
+            inner == outer
+                || inner
+                    .strip_prefix(outer)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        };
+        within(&self.key, key) || within(key, &self.key)
+    }
 }
 
 /// Loads `path`; `env` replaces the process environment (for tests that must not race on it).
@@ -38,23 +90,26 @@ pub fn load_with_env(
             format!("file {} not found", path.display()),
         ));
     }
-    // Values from the environment are parsed as booleans and numbers when they look like
-    // one; the config crate's deserializer turns them back into text for a text key.
-    let mut environment = config::Environment::with_prefix("QUELL")
-        .prefix_separator("_")
-        .separator("__")
-        .try_parsing(true)
-        .list_separator(",")
-        .with_list_parse_key("smtp.relay_networks")
-        .with_list_parse_key("http.api_keys")
-        .with_list_parse_key("suppression.transactional_senders")
-        .with_list_parse_key("unsubscribe.old_secrets");
-    if let Some(env) = env {
-        environment = environment.source(Some(env));
+    let env = env.unwrap_or_else(|| std::env::vars().collect());
+    let mut overrides: Vec<EnvOverride> = env
+        .into_iter()
+        .filter(|(name, _)| name != "QUELL_CONFIG")
+        .filter_map(|(name, value)| EnvOverride::new(name, value))
+        .collect();
+    overrides.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml));
+    for o in &overrides {
+        builder = builder
+            .set_override(&o.key, o.value())
+            .map_err(|e| ConfigError::new("config", reason(&e)).with_env(&o.name))?;
     }
-    let built = config::Config::builder()
-        .add_source(config::File::from(path).format(config::FileFormat::Toml))
-        .add_source(environment)
+    // Which variable, if any, a failure is about: it is named instead of the file.
+    let blame = |e: ConfigError| match overrides.iter().find(|o| o.explains(&e.key)) {
+        Some(o) => e.with_env(&o.name),
+        None => e,
+    };
+    let built = builder
         .build()
         .map_err(|e| ConfigError::new("config", e.to_string()))?;
     let raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|e| {
@@ -62,9 +117,38 @@ pub fn load_with_env(
             root if root == "." => "config".to_string(),
             key => key,
         };
-        ConfigError::new(&key, reason(e.inner()))
+        blame(ConfigError::new(&key, reason(e.inner())))
     })?;
-    Config::try_from(raw)
+    let raw = files_beside(raw, path.parent().unwrap_or(Path::new("")));
+    Config::try_from(raw).map_err(blame)
+}
+
+/// Resolves the relative names of the files the config points at — keys, certificates, CAs —
+/// against the config file's own directory (`dir`), so that a config and the files beside it
+/// move together: `/etc/quell/quell.toml` naming `dkim.pem` means `/etc/quell/dkim.pem`, and
+/// the same file handed to the service by systemd (`LoadCredential=`, in
+/// `$CREDENTIALS_DIRECTORY`) finds the key handed over with it. `storage.path` is a place to
+/// write, not a file shipped with the config: it stays relative to the working directory.
+fn files_beside(mut raw: RawConfig, dir: &Path) -> RawConfig {
+    let beside = |file: &mut PathBuf| {
+        if file.is_relative() && !file.as_os_str().is_empty() {
+            *file = dir.join(&*file);
+        }
+    };
+    for tls in [raw.smtp.tls.as_mut(), raw.http.tls.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        beside(&mut tls.cert_file);
+        beside(&mut tls.key_file);
+    }
+    if let Some(ca) = raw.upstream.ca_file.as_mut() {
+        beside(ca);
+    }
+    if let Some(dkim) = raw.dkim.as_mut() {
+        beside(&mut dkim.key_file);
+    }
+    raw
 }
 
 /// The config crate's error without the key it appends ("… for key `smtp.listen`"): the
@@ -234,6 +318,156 @@ format = "json"
         // A secret that looks like a number stays the text it was.
         assert_eq!(c.unsubscribe.secret.expose(), "12345");
         assert!(!c.unsubscribe.confirm);
+    }
+
+    /// A value from the environment is text until serde reads it into its key's type: a
+    /// secret of digits keeps its leading zeros, and no value is taken for a float.
+    #[test]
+    fn environment_values_are_never_guessed_into_numbers() {
+        let c = load_text(
+            "",
+            &[
+                ("QUELL_UNSUBSCRIBE__SECRET", "007"),
+                ("QUELL_UNSUBSCRIBE__OLD_SECRETS", "0042, 1e5"),
+                ("QUELL_SMTP__HOSTNAME", "1e5"),
+                ("QUELL_HTTP__API_KEYS", "0000000000000000123"),
+                ("QUELL_UPSTREAM__PORT", "02600"),
+                ("QUELL_SMTP__MAX_RECIPIENTS", "7"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.unsubscribe.secret.expose(), "007");
+        let old: Vec<&str> = c
+            .unsubscribe
+            .old_secrets
+            .iter()
+            .map(|s| s.expose().as_str())
+            .collect();
+        assert_eq!(old, ["0042", "1e5"]);
+        assert_eq!(c.smtp.hostname, "1e5");
+        assert_eq!(c.http.api_keys[0].expose(), "0000000000000000123");
+        assert_eq!(c.upstream.port, 2600);
+        assert_eq!(c.smtp.max_recipients, 7);
+        // An empty list variable empties the list.
+        let c = load_text(
+            "[http]\napi_keys = [\"file-key-0123456789abcdef\"]\n",
+            &[("QUELL_HTTP__API_KEYS", "")],
+        )
+        .expect("valid");
+        assert!(c.http.api_keys.is_empty());
+    }
+
+    /// A failure caused by a `QUELL_*` variable names the variable, not the file.
+    #[test]
+    fn a_bad_environment_variable_is_named() {
+        for (env, file, var, reason) in [
+            (
+                ("QUELL_UPSTREM__PORT", "2600"),
+                "",
+                "QUELL_UPSTREM__PORT",
+                "unknown field `upstrem`",
+            ),
+            (
+                ("QUELL_UPSTREAM__PROT", "2600"),
+                "[upstream]\nport = 25\n",
+                "QUELL_UPSTREAM__PROT",
+                "unknown field `prot`",
+            ),
+            (
+                ("QUELL_SMTP__LISTEN", "nowhere"),
+                "[smtp]\nlisten = \"127.0.0.1:25\"\n",
+                "QUELL_SMTP__LISTEN",
+                "address",
+            ),
+            (
+                ("QUELL_SMTP__RELAY_NETWORKS", "10.0.0.0/8,everyone"),
+                "",
+                "QUELL_SMTP__RELAY_NETWORKS",
+                "invalid IP address syntax",
+            ),
+            (
+                ("QUELL_HTTP__API_KEYS", "short"),
+                "",
+                "QUELL_HTTP__API_KEYS",
+                "16 characters",
+            ),
+            (
+                ("QUELL_UPSTREAM__PORT", "port"),
+                "",
+                "QUELL_UPSTREAM__PORT",
+                "invalid",
+            ),
+        ] {
+            let e = load_text(file, &[env]).expect_err(var);
+            assert_eq!(e.env.as_deref(), Some(var), "{e}");
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with(&format!("environment variable {var}: ")),
+                "{shown}"
+            );
+            assert!(shown.contains(reason), "{shown}");
+            assert_eq!(e.located(Path::new("config/quell.toml")), shown);
+        }
+        // A mistake in the file is still the file's, whatever the environment holds.
+        let e = load_text(
+            "[upstream]\nprot = 25\n",
+            &[("QUELL_UPSTREAM__PORT", "2600")],
+        )
+        .expect_err("file typo");
+        assert_eq!(e.env, None);
+        assert_eq!(e.key, "upstream.prot");
+        assert!(e
+            .located(Path::new("q.toml"))
+            .starts_with("q.toml: upstream.prot: unknown field `prot`"));
+    }
+
+    /// Key, certificate and CA files named relatively are read from the config file's own
+    /// directory (where systemd's `LoadCredential=` puts them beside the config), whatever the
+    /// working directory; `storage.path` stays relative to the working directory.
+    #[test]
+    fn relative_file_names_are_beside_the_config_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        for name in ["dkim.pem", "cert.pem", "key.pem", "ca.pem"] {
+            std::fs::write(etc.join(name), "x").unwrap();
+        }
+        let path = etc.join("quell.toml");
+        std::fs::write(
+            &path,
+            r#"
+[smtp.tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+[http.tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+[upstream]
+ca_file = "ca.pem"
+[storage]
+path = "data"
+[dkim]
+domain = "example.com"
+selector = "s"
+key_file = "dkim.pem"
+"#,
+        )
+        .unwrap();
+        let c = load_with_env(&path, Some(HashMap::new())).expect("files found beside it");
+        assert_eq!(c.dkim.unwrap().key_file, etc.join("dkim.pem"));
+        let tls = c.smtp.tls.unwrap();
+        assert_eq!(tls.cert_file, etc.join("cert.pem"));
+        assert_eq!(tls.key_file, etc.join("key.pem"));
+        assert_eq!(c.http.tls.unwrap().key_file, etc.join("key.pem"));
+        assert_eq!(c.upstream.ca_file, Some(etc.join("ca.pem")));
+        assert_eq!(c.storage.path, PathBuf::from("data"));
+        // An absolute name is left as it is; one from the environment is read the same way.
+        let env = HashMap::from([(
+            "QUELL_DKIM__KEY_FILE".to_string(),
+            etc.join("key.pem").display().to_string(),
+        )]);
+        let c = load_with_env(&path, Some(env)).expect("valid");
+        assert_eq!(c.dkim.unwrap().key_file, etc.join("key.pem"));
     }
 
     /// Each failure names the key serde was reading (file or environment), once, with a reason.

@@ -31,15 +31,29 @@ pub use secret::Secret;
 /// `Store::open`, is the same number (`app.rs` checks at compile time).
 pub const DEFAULT_CACHE_SIZE: u64 = 16 * 1024 * 1024;
 
-/// A configuration problem: which key, and what is wrong with it.
+/// A configuration problem: which key, and what is wrong with it — and, when the value came
+/// from a `QUELL_*` variable, which one, so that the operator looks there and not in the file.
 #[derive(Debug, thiserror::Error)]
-#[error("{key}: {reason}")]
 pub struct ConfigError {
     /// The dotted key (`smtp.listen`, `smtp.relay_networks[1]`), or `config` for the file as
     /// a whole.
     pub key: String,
     /// What is wrong with it, for the person editing the file.
     pub reason: String,
+    /// The environment variable that set the failing value (`QUELL_UPSTREM__PORT`); `None`:
+    /// the file.
+    pub env: Option<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    /// `smtp.listen: invalid socket address syntax`, or, for a value from the environment,
+    /// `environment variable QUELL_SMTP__LISTEN: invalid socket address syntax`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.env {
+            Some(name) => write!(f, "environment variable {name}: {}", self.reason),
+            None => write!(f, "{}: {}", self.key, self.reason),
+        }
+    }
 }
 
 impl ConfigError {
@@ -47,6 +61,23 @@ impl ConfigError {
         ConfigError {
             key: key.to_string(),
             reason: reason.into(),
+            env: None,
+        }
+    }
+
+    fn with_env(self, name: &str) -> Self {
+        ConfigError {
+            env: Some(name.to_string()),
+            ..self
+        }
+    }
+
+    /// The error as an operator reads it: after the file's name (`bad.toml: smtp.listen: …`),
+    /// or alone when an environment variable set the value.
+    pub fn located(&self, path: &std::path::Path) -> String {
+        match self.env {
+            Some(_) => self.to_string(),
+            None => format!("{}: {self}", path.display()),
         }
     }
 }

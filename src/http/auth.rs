@@ -41,8 +41,13 @@ pub fn key_from_header(parts: &Parts) -> Option<String> {
     None
 }
 
+/// What a client is told when quell has no `http.api_keys`: not that its key is wrong (it
+/// cannot be right), but that the management API is off and which key turns it on.
+pub const DISABLED: &str =
+    "the management API is disabled: set http.api_keys in quell's config to enable it";
+
 /// Extractor that admits only requests carrying a valid key in the Authorization header;
-/// others get `401`.
+/// others get `401` (saying the API is disabled when no key is configured).
 #[derive(Debug, Clone, Copy)]
 pub struct ApiKey;
 
@@ -53,6 +58,12 @@ impl FromRequestParts<AppState> for ApiKey {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if state.config.http.api_keys.is_empty() {
+            return Err(ApiError {
+                status: axum::http::StatusCode::UNAUTHORIZED,
+                message: DISABLED.into(),
+            });
+        }
         match key_from_header(parts) {
             Some(key) if key_is_valid(state, &key) => Ok(ApiKey),
             _ => Err(ApiError::unauthorized()),

@@ -56,9 +56,12 @@ impl Dkim {
     /// A signer from a PEM private key: RSA (PKCS#1 `RSA PRIVATE KEY` or PKCS#8) or Ed25519
     /// (PKCS#8).
     pub fn from_pem(domain: &str, selector: &str, pem: &[u8]) -> Result<Dkim, DkimError> {
-        let key = rustls_pemfile::private_key(&mut &pem[..])
-            .map_err(|e| DkimError::Key(e.to_string()))?
-            .ok_or(DkimError::NoKey)?;
+        use rustls::pki_types::pem::{self, PemObject};
+        let key = match rustls::pki_types::PrivateKeyDer::from_pem_slice(pem) {
+            Ok(key) => key,
+            Err(pem::Error::NoItemsFound) => return Err(DkimError::NoKey),
+            Err(e) => return Err(DkimError::Key(e.to_string())),
+        };
         let signer = match RsaKey::<Sha256>::from_key_der(key.clone_key()) {
             Ok(rsa) => Signer::Rsa(configure(DkimSigner::from_key(rsa), domain, selector)),
             Err(rsa_error) => match &key {

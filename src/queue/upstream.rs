@@ -241,7 +241,8 @@ impl Upstream {
                 }
                 Some(pem) => {
                     let mut roots = rustls::RootCertStore::empty();
-                    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+                    use rustls::pki_types::pem::PemObject;
+                    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
                         let cert = cert.map_err(|e| bad(e.to_string()))?;
                         roots.add(cert).map_err(|e| bad(e.to_string()))?;
                     }

@@ -47,6 +47,7 @@ mod generation;
 mod imports;
 mod index;
 mod keys;
+mod lock;
 mod messages;
 mod profiles;
 mod queue;
@@ -104,6 +105,9 @@ pub enum StoreError {
     /// drain and records be updated.
     #[error("{free} bytes free on the store's file system, less than storage.min_free ({floor})")]
     Full { free: u64, floor: u64 },
+    /// Another process has the store open (see [`lock`]).
+    #[error("{}", lock::holder(.pid, .path))]
+    InUse { pid: Option<u32>, path: PathBuf },
 }
 
 impl StoreError {
@@ -235,6 +239,8 @@ impl Trees {
 struct Shared {
     /// The current generation; replaced whole by a vacuum.
     trees: ArcSwap<Trees>,
+    /// This process's claim on the store directory, held until the last clone is dropped.
+    _lock: lock::StoreLock,
     /// Writers hold it shared, a vacuum exclusively: no write is lost to the generation a
     /// vacuum is copying from. Readers never take it, so they go on during a vacuum.
     gate: RwLock<()>,
@@ -289,7 +295,7 @@ impl std::ops::Deref for WriteTrees<'_> {
 
 impl Store {
     /// Opens (or creates) the database in the directory `path` with the default cache. Fails
-    /// if another process holds it.
+    /// at once with [`StoreError::InUse`] if another process holds it.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Store::open_with(path, DEFAULT_CACHE_SIZE)
     }
@@ -304,6 +310,7 @@ impl Store {
     /// The store with its index holding the allowlist only: entries are read in by
     /// [`Store::build_index`] (or, in tests, chunk by chunk).
     fn open_unindexed(path: &Path, cache_size: u64) -> Result<Store, StoreError> {
+        let lock = lock::StoreLock::acquire(path)?;
         let layout = generation::Layout::new(path, cache_size);
         let (db, dir) = layout.open_current()?;
         let trees = Trees::open(db, &dir)?;
@@ -314,6 +321,7 @@ impl Store {
         let store = Store {
             shared: Arc::new(Shared {
                 trees: ArcSwap::from_pointee(trees),
+                _lock: lock,
                 gate: RwLock::new(()),
                 layout,
                 spool,

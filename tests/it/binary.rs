@@ -62,17 +62,32 @@ async fn check_config_accepts_the_default_and_names_the_bad_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("upstream.tls"));
 
-    // Environment overrides are validated too.
+    // Environment overrides are validated too, and a failure names the variable, not the file.
     std::fs::write(&bad, "").unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "-c"])
-        .arg(&bad)
-        .env("QUELL_SMTP__LISTEN", "nowhere")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("smtp.listen"));
+    for (name, value, said) in [
+        (
+            "QUELL_SMTP__LISTEN",
+            "nowhere",
+            "environment variable QUELL_SMTP__LISTEN: invalid socket address syntax",
+        ),
+        (
+            "QUELL_UPSTREM__PORT",
+            "2600",
+            "environment variable QUELL_UPSTREM__PORT: unknown field `upstrem`",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["check-config", "-c"])
+            .arg(&bad)
+            .env(name, value)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with(said), "{stderr}");
+        assert!(!stderr.contains("bad.toml"), "{stderr}");
+    }
 
     // A DKIM key file that is not a key: exit 2 naming the key.
     let not_a_key = dir.path().join("not-a-key.pem");
@@ -126,6 +141,48 @@ async fn sigterm_drains_and_exits_zero() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// A second `quell serve` on a store in use stops at once, before binding anything, and names
+/// the process that has the store; once that one is gone, the store opens again.
+#[tokio::test]
+async fn a_second_quell_on_the_same_store_names_the_first_and_binds_nothing() {
+    let upstream = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), upstream.addr.port(), "");
+    let first = spawn(&config).await;
+    let pid = first.child.id().unwrap();
+    let out = tokio::time::timeout(
+        WAIT,
+        Command::new(BIN)
+            .args(["serve", "-c"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env_remove("QUELL_CONFIG")
+            .output(),
+    )
+    .await
+    .expect("the second quell exits")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!(
+        "another quell (pid {pid}) is using {}",
+        dir.path().join("data").display()
+    );
+    assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains("listening"),
+        "it bound its ports: {stderr}"
+    );
+    assert!(!stderr.contains("could not acquire lock"), "{stderr}");
+    // The first one is unharmed, and after it is gone the store is free again (its pid file
+    // left behind by the crash holds no lock).
+    let ready = reqwest::get(first.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    first.kill_9().await;
+    let again = spawn(&config).await;
+    again.kill_9().await;
 }
 
 fn unsafe_kill(pid: i32, signal: &str) -> i32 {

@@ -681,7 +681,9 @@ async fn a_refused_key_or_no_key_is_exit_2() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert_eq!(
         out.stderr.trim(),
-        "the server refused the API key from http.api_keys"
+        format!(
+            "quell at http://{listen} refused the API key (the first of http.api_keys in this config)"
+        )
     );
     assert!(!out.stderr.contains("wrong-key"), "the key is never shown");
 
@@ -707,6 +709,37 @@ async fn a_refused_key_or_no_key_is_exit_2() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A server without `http.api_keys` says its management API is off and which key turns it
+/// on, to an HTTP client and through the CLI, instead of calling the key wrong.
+#[tokio::test]
+async fn a_server_without_api_keys_says_its_api_is_disabled() {
+    let s = Setup::with(Quell::start_with(|c| c.http.api_keys.clear()).await);
+    let http = reqwest::Client::new();
+    for request in [
+        http.get(s.q.url("/api/suppressions")),
+        http.get(s.q.url("/v3/example.com/unsubscribes"))
+            .basic_auth("api", Some(API_KEY)),
+    ] {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(
+            body["message"],
+            "the management API is disabled: set http.api_keys in quell's config to enable it"
+        );
+    }
+    let out = s.run(&["suppress", "list"]).await;
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "quell at http://{} has its management API disabled: set http.api_keys in its config \
+             (and the same key here) and restart it",
+            s.q.http
+        )
     );
 }
 
