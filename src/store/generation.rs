@@ -31,8 +31,8 @@ use super::{Store, StoreError, Trees, TREE_NAMES};
 
 /// The files sled keeps in a database directory (removed from the top level once the store
 /// has moved to `gen-<n>/`; nothing else there is touched).
-const SLED_FILES: [&str; 3] = ["conf", "db", "blobs"];
-const SLED_SNAPSHOT_PREFIX: &str = "snap.";
+pub(super) const SLED_FILES: [&str; 3] = ["conf", "db", "blobs"];
+pub(super) const SLED_SNAPSHOT_PREFIX: &str = "snap.";
 const CURRENT: &str = "CURRENT";
 const GENERATION_PREFIX: &str = "gen-";
 

@@ -26,10 +26,14 @@
 //!   holds (the suppression index, the queue counter), so nothing needs rebuilding: every write
 //!   that was acknowledged is in it, and so may be a write whose flush failed (its client was
 //!   told to try again — at least once, as a crash between a sync and its reply would).
+//! - **Or from its files.** A read can make sled rewrite a page, which the broken database
+//!   refuses, so the copy can fail (1 run in 10 of the soak). Then the new generation is a copy
+//!   of the broken database's files, opened by sled as after a crash: every synced write is in
+//!   it, unsynced ones are not (none was acknowledged). The in-memory suppression index may then
+//!   still hold a change whose flush failed (its client got `507`/`503`) until the next start.
 //!
-//! A restart needs none of this: sled opens a database that hit `ENOSPC` from its log, which
-//! ends at the last buffer written whole (see the start-up checks in `app.rs` and
-//! [`super::generation`] for a start on a full disk).
+//! A restart needs none of this: sled opens the files as after a crash (the soak's kill -9 and
+//! start-on-a-full-disk scenarios).
 
 use std::fs;
 use std::path::Path;
@@ -38,7 +42,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::generation::copy_trees;
+use super::generation::{copy_trees, SLED_FILES, SLED_SNAPSHOT_PREFIX};
 use super::{free_space, Shared, Store, StoreError, Trees};
 
 /// How often the watch thread looks at the database (and, while it is failed, at the room
@@ -59,6 +63,8 @@ pub(super) struct Failure {
     pub full: bool,
     /// The error, for the log and [`StoreError::Recovering`].
     pub cause: String,
+    /// The wait for room was logged.
+    pub waiting_logged: bool,
 }
 
 impl Store {
@@ -108,6 +114,7 @@ impl Store {
             *failure = Some(Failure {
                 full,
                 cause: error.to_string(),
+                waiting_logged: false,
             });
             self.shared.failed.store(true, Ordering::SeqCst);
         }
@@ -176,7 +183,15 @@ impl Store {
         let needed = allocated(&self.read().dir)
             .saturating_add(self.shared.min_free.load(Ordering::Relaxed))
             .saturating_add(COPY_MARGIN);
-        free >= needed
+        if free < needed {
+            let mut failure = self.shared.failure.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(f) = failure.as_mut().filter(|f| !f.waiting_logged) {
+                f.waiting_logged = true;
+                tracing::warn!(free, needed, "store recovery waits for room for a copy of the store");
+            }
+            return false;
+        }
+        true
     }
 
     /// Copies what the broken database holds into a new generation, makes it current and
@@ -197,7 +212,7 @@ impl Store {
         if dir.exists() {
             fs::remove_dir_all(&dir)?;
         }
-        let attempt = (|| {
+        let live = (|| {
             let db = layout.sled_config(&dir).open()?;
             let copied = copy_trees(&old, &db)?;
             let trees = Arc::new(Trees::open(db, &dir)?);
@@ -206,12 +221,34 @@ impl Store {
             sync_unstuck(trees.clone())?;
             Ok::<_, StoreError>((trees, copied))
         })();
-        let (trees, copied) = match attempt {
-            Ok(done) => done,
+        let (trees, copied, from) = match live {
+            Ok((trees, copied)) => (trees, copied, "memory"),
             Err(e) => {
-                // Nothing points at the half-made generation: delete it, try again later.
+                // Nothing points at the half-made generation.
                 let _ = fs::remove_dir_all(&dir);
-                return Err(e);
+                // A read can make sled rewrite a page (it consolidates long chains of
+                // changes), which a broken database refuses: seen in 1 of 10 soak runs. Then
+                // the generation is made from the broken database's files instead, as a
+                // restart would open them.
+                tracing::warn!(error = %e, "store recovery: the broken database cannot be read whole; reopening a copy of its files");
+                let from_files = (|| {
+                    copy_files(&old.dir, &dir)?;
+                    let db = layout.sled_config(&dir).open()?;
+                    let trees = Arc::new(Trees::open(db, &dir)?);
+                    sync_unstuck(trees.clone())?;
+                    Ok::<_, StoreError>(trees)
+                })();
+                match from_files {
+                    Ok(trees) => {
+                        let queued = trees.queue.len() as u64;
+                        self.shared.queued.store(queued, Ordering::Relaxed);
+                        (trees, queued, "files")
+                    }
+                    Err(e) => {
+                        let _ = fs::remove_dir_all(&dir);
+                        return Err(e);
+                    }
+                }
             }
         };
         if let Err(e) = layout.set_current(next) {
@@ -235,12 +272,41 @@ impl Store {
         layout.remove_all_but(next)?;
         tracing::info!(
             copied,
+            from,
             generation = next,
             ms = started.elapsed().as_millis() as u64,
             "store recovered: writes are taken again"
         );
         Ok(())
     }
+}
+
+/// Copies sled's files of the database in `from` (a generation's directory, or the store
+/// directory for generation 0) into the new directory `to`, without unfinished snapshots. The
+/// database in `from` writes nothing any more (sled stops at its first failed write), so the
+/// copy is what a crash would have left.
+fn copy_files(from: &Path, to: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = SLED_FILES.contains(&name) || name.starts_with(SLED_SNAPSHOT_PREFIX);
+        if !ours || name.ends_with(".generating") {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            // `blobs/`: every file in it.
+            fs::create_dir_all(to.join(name))?;
+            for blob in fs::read_dir(entry.path())? {
+                let blob = blob?;
+                fs::copy(blob.path(), to.join(name).join(blob.file_name()))?;
+            }
+        } else {
+            fs::copy(entry.path(), to.join(name))?;
+        }
+    }
+    Ok(())
 }
 
 /// [`Trees::sync`] on a thread of its own, asking sled to flush again (which wakes a flush

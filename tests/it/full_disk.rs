@@ -256,6 +256,8 @@ struct Flow {
     tally: Arc<Mutex<Tally>>,
     answers: tokio::sync::watch::Receiver<usize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// quell's log, whose store lines a failure message shows.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 /// One SMTP transaction with a 16 KiB message to `rcpt`; the first reply that is neither 2xx
@@ -285,7 +287,8 @@ async fn transaction(smtp: SocketAddr, rcpt: &str) -> String {
 }
 
 impl Flow {
-    fn start(smtp: SocketAddr, http: SocketAddr, tag: &str) -> Flow {
+    fn start(q: &Running, tag: &str) -> Flow {
+        let (smtp, http) = (q.smtp, q.http);
         let stop = Arc::new(AtomicBool::new(false));
         let phase = Arc::new(AtomicU8::new(BEFORE));
         let tally = Arc::new(Mutex::new(Tally::default()));
@@ -339,6 +342,7 @@ impl Flow {
             tally,
             answers,
             tasks,
+            log: q.log.clone(),
         }
     }
 
@@ -355,7 +359,11 @@ impl Flow {
         )
         .await
         .is_ok();
-        assert!(seen, "{what}: not seen in time: {}", self.summary());
+        if !seen {
+            let log = self.log.lock().unwrap();
+            let store: Vec<_> = log.iter().filter(|l| l.contains("quell::store")).collect();
+            panic!("{what}: not seen in time: {}\nstore log: {store:#?}", self.summary());
+        }
     }
 
     /// Answers per phase, for failure messages.
@@ -363,8 +371,14 @@ impl Flow {
         let t = self.tally.lock().unwrap();
         let mut out = String::new();
         for p in [BEFORE, FULL, FREED, FULL_AGAIN] {
-            let mail: Vec<_> = t.mail.iter().filter(|m| m.1 == p).map(|m| &m.2[..3.min(m.2.len())]).collect();
-            let api: Vec<_> = t.changes.iter().filter(|c| c.1 == p).map(|c| c.2).collect();
+            let mut mail = std::collections::BTreeMap::new();
+            for m in t.mail.iter().filter(|m| m.1 == p) {
+                *mail.entry(m.2.get(..3).unwrap_or(&m.2).to_string()).or_insert(0) += 1;
+            }
+            let mut api = std::collections::BTreeMap::new();
+            for c in t.changes.iter().filter(|c| c.1 == p) {
+                *api.entry(c.2).or_insert(0) += 1;
+            }
             out += &format!("phase {p}: mail {mail:?} api {api:?}; ");
         }
         out
@@ -389,7 +403,10 @@ fn answered(t: &Tally, phase: u8) -> (usize, usize) {
 }
 
 /// The refusals a full disk may cause: `452`/`451` to mail (at any step), `507`/`503` to API
-/// writes. Panics on anything else among the answers to requests started in `phase`.
+/// writes. Panics on anything else among the answers to requests started in `phase`, but for
+/// an API `200`: sled's small log writes can still land in a page the file system had already
+/// given it, so a change may really be synced on a full disk (seen here); such a change must
+/// survive like any other ([`lost`] checks). A message never fits: its spool file needs pages.
 fn assert_only_refusals(t: &Tally, phase: u8) {
     for (rcpt, p, reply) in &t.mail {
         if *p == phase {
@@ -402,7 +419,7 @@ fn assert_only_refusals(t: &Tally, phase: u8) {
     for (address, p, status) in &t.changes {
         if *p == phase {
             assert!(
-                *status == 507 || *status == 503,
+                *status == 507 || *status == 503 || *status == 200,
                 "{address}: {status} while the disk was full"
             );
         }
@@ -475,6 +492,8 @@ struct Outcome {
     lost: usize,
     /// A start after space returned failed.
     unopenable: bool,
+    /// The exit code after SIGTERM on a full disk, where the scenario sends one.
+    sigterm_while_full: Option<i32>,
 }
 
 /// Acknowledged messages of `t` the upstream never got, and acknowledged changes `http` does
@@ -561,8 +580,8 @@ async fn fill_while_flowing(tag: &str) -> Outcome {
     upstream.script(Script::Defer);
     let config = write_config(fs.path(), upstream.addr.port(), "min_free = 0\n");
     let q = spawn(&config).await;
-    let (smtp, http) = (q.smtp, q.http);
-    let mut flow = Flow::start(smtp, http, tag);
+    let http = q.http;
+    let mut flow = Flow::start(&q, tag);
     flow.wait_until("mail and changes before the fill", |t| {
         t.acknowledged_mail().len() >= 5 && t.acknowledged_changes().len() >= 3
     })
@@ -589,8 +608,8 @@ async fn fill_while_flowing(tag: &str) -> Outcome {
     fill_and_watch_refusals(&fs, &mut flow, FULL_AGAIN, 4).await;
     let tally = flow.stop().await;
     assert_only_refusals(&tally, FULL_AGAIN);
-    let code = sigterm(q).await;
-    assert!(code.is_some(), "killed by a signal");
+    outcome.sigterm_while_full = sigterm(q).await;
+    assert!(outcome.sigterm_while_full.is_some(), "killed by a signal");
 
     fs.free();
     upstream.script(Script::Accept);
@@ -612,7 +631,7 @@ async fn kill_9_while_full(tag: &str) -> Outcome {
     upstream.script(Script::Defer);
     let config = write_config(fs.path(), upstream.addr.port(), &format!("min_free = {MIB}\n"));
     let q = spawn(&config).await;
-    let mut flow = Flow::start(q.smtp, q.http, tag);
+    let mut flow = Flow::start(&q, tag);
     flow.wait_until("mail and changes before the fill", |t| {
         t.acknowledged_mail().len() >= 5 && t.acknowledged_changes().len() >= 3
     })
@@ -659,7 +678,7 @@ async fn start_on_full_disk(tag: &str) -> Outcome {
     upstream.script(Script::Defer);
     let config = write_config(fs.path(), upstream.addr.port(), "min_free = 0\n");
     let q = spawn(&config).await;
-    let mut flow = Flow::start(q.smtp, q.http, tag);
+    let mut flow = Flow::start(&q, tag);
     flow.wait_until("mail and changes", |t| {
         t.acknowledged_mail().len() >= 5 && t.acknowledged_changes().len() >= 3
     })
@@ -714,18 +733,20 @@ async fn started_on_a_full_disk_the_store_still_opens_once_space_returns() {
     assert_whole(start_on_full_disk("start").await);
 }
 
-/// The three scenarios `QUELL_SOAK_LOOPS` times each (default 10), counted
-/// (`bench/full-disk-soak.sh`). A run that panics counts as not recovered.
+/// The three scenarios `FULL_DISK_SOAK_LOOPS` times each (default 10), counted
+/// (`bench/full-disk-soak.sh`; not `QUELL_*`: quell reads those as config keys and refuses
+/// unknown ones). A run that panics counts as not recovered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "soak: bench/full-disk-soak.sh"]
 async fn soak_full_disk_scenarios() {
-    let loops: usize = std::env::var("QUELL_SOAK_LOOPS")
+    let loops: usize = std::env::var("FULL_DISK_SOAK_LOOPS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10);
     let mut failed = false;
     for scenario in ["fill-while-flowing", "kill-9-while-full", "start-on-full-disk"] {
         let (mut recovered, mut lost, mut unopenable, mut panicked) = (0, 0, 0, 0);
+        let mut sigterm_codes = Vec::new();
         for n in 0..loops {
             let tag = format!("{scenario}-{n}");
             let run = tokio::spawn(async move {
@@ -740,6 +761,7 @@ async fn soak_full_disk_scenarios() {
                     recovered += usize::from(o.recovered && !o.unopenable);
                     lost += o.lost;
                     unopenable += usize::from(o.unopenable);
+                    sigterm_codes.extend(o.sigterm_while_full);
                 }
                 Err(e) => {
                     panicked += 1;
@@ -750,6 +772,9 @@ async fn soak_full_disk_scenarios() {
         println!(
             "{scenario}: {recovered}/{loops} recovered, acknowledged lost = {lost}, store unopenable = {unopenable}, runs that failed a check = {panicked}"
         );
+        if !sigterm_codes.is_empty() {
+            println!("{scenario}: exit codes after SIGTERM on a full disk: {sigterm_codes:?}");
+        }
         failed |= recovered != loops || lost > 0 || unopenable > 0;
     }
     assert!(!failed, "see the counts above");
