@@ -22,5 +22,5 @@ cd "$ROOT"
 {
     echo "date: $(date -Is)  commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty')  loops: $LOOPS"
     FULL_DISK_SOAK_LOOPS=$LOOPS nice -n 19 cargo nextest run --no-capture --run-ignored only \
-        -E 'test(soak_full_disk_scenarios)' 2>&1 | grep -E "^(fill-while|kill-9|start-on)|run [0-9]+:|PASS|FAIL|error" || true
+        -E 'test(soak_full_disk_scenarios)' 2>&1 | grep -E "^(fill-while|kill-9|start-on)|PASS|FAIL|error" || true
 } | tee "$OUT"

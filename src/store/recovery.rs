@@ -184,10 +184,18 @@ impl Store {
             .saturating_add(self.shared.min_free.load(Ordering::Relaxed))
             .saturating_add(COPY_MARGIN);
         if free < needed {
-            let mut failure = self.shared.failure.lock().unwrap_or_else(|e| e.into_inner());
+            let mut failure = self
+                .shared
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some(f) = failure.as_mut().filter(|f| !f.waiting_logged) {
                 f.waiting_logged = true;
-                tracing::warn!(free, needed, "store recovery waits for room for a copy of the store");
+                tracing::warn!(
+                    free,
+                    needed,
+                    "store recovery waits for room for a copy of the store"
+                );
             }
             return false;
         }
@@ -323,7 +331,9 @@ fn sync_unstuck(trees: Arc<Trees>) -> Result<(), StoreError> {
         match rx.recv_timeout(PROBE_WAIT) {
             Ok(result) => return result,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(StoreError::Io(std::io::Error::other("store sync thread ended")))
+                return Err(StoreError::Io(std::io::Error::other(
+                    "store sync thread ended",
+                )))
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let poke = trees.clone();
@@ -359,7 +369,11 @@ fn allocated(dir: &Path) -> u64 {
         for entry in entries.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
-                if entry.file_name().to_str().is_some_and(|n| n.starts_with("gen-") || n == "spool") {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with("gen-") || n == "spool")
+                {
                     continue;
                 }
                 stack.push(entry.path());

@@ -330,7 +330,11 @@ impl Flow {
                         .unwrap_or_else(|e| panic!("API write {address}: {e}"))
                         .status()
                         .as_u16();
-                    tally.lock().unwrap().changes.push((address, started, status));
+                    tally
+                        .lock()
+                        .unwrap()
+                        .changes
+                        .push((address, started, status));
                     tx.send_modify(|n| *n += 1);
                     i += 1;
                 }
@@ -362,7 +366,10 @@ impl Flow {
         if !seen {
             let log = self.log.lock().unwrap();
             let store: Vec<_> = log.iter().filter(|l| l.contains("quell::store")).collect();
-            panic!("{what}: not seen in time: {}\nstore log: {store:#?}", self.summary());
+            panic!(
+                "{what}: not seen in time: {}\nstore log: {store:#?}",
+                self.summary()
+            );
         }
     }
 
@@ -373,7 +380,9 @@ impl Flow {
         for p in [BEFORE, FULL, FREED, FULL_AGAIN] {
             let mut mail = std::collections::BTreeMap::new();
             for m in t.mail.iter().filter(|m| m.1 == p) {
-                *mail.entry(m.2.get(..3).unwrap_or(&m.2).to_string()).or_insert(0) += 1;
+                *mail
+                    .entry(m.2.get(..3).unwrap_or(&m.2).to_string())
+                    .or_insert(0) += 1;
             }
             let mut api = std::collections::BTreeMap::new();
             for c in t.changes.iter().filter(|c| c.1 == p) {
@@ -494,6 +503,8 @@ struct Outcome {
     unopenable: bool,
     /// The exit code after SIGTERM on a full disk, where the scenario sends one.
     sigterm_while_full: Option<i32>,
+    /// In-place recoveries quell logged, by what they copied: (from memory, from files).
+    in_place: (usize, usize),
 }
 
 /// Acknowledged messages of `t` the upstream never got, and acknowledged changes `http` does
@@ -608,6 +619,10 @@ async fn fill_while_flowing(tag: &str) -> Outcome {
     fill_and_watch_refusals(&fs, &mut flow, FULL_AGAIN, 4).await;
     let tally = flow.stop().await;
     assert_only_refusals(&tally, FULL_AGAIN);
+    outcome.in_place = (
+        q.logged("store recovered") - q.logged("from=\"files\""),
+        q.logged("from=\"files\""),
+    );
     outcome.sigterm_while_full = sigterm(q).await;
     assert!(outcome.sigterm_while_full.is_some(), "killed by a signal");
 
@@ -629,7 +644,11 @@ async fn kill_9_while_full(tag: &str) -> Outcome {
     let fs = Arc::new(Tmpfs::mount(32 * MIB));
     let upstream = FakeUpstream::start().await;
     upstream.script(Script::Defer);
-    let config = write_config(fs.path(), upstream.addr.port(), &format!("min_free = {MIB}\n"));
+    let config = write_config(
+        fs.path(),
+        upstream.addr.port(),
+        &format!("min_free = {MIB}\n"),
+    );
     let q = spawn(&config).await;
     let mut flow = Flow::start(&q, tag);
     flow.wait_until("mail and changes before the fill", |t| {
@@ -658,9 +677,12 @@ async fn kill_9_while_full(tag: &str) -> Outcome {
     match try_spawn(&config).await {
         Ok(q) => {
             outcome.lost = lost(&tally, &upstream, q.http).await;
-            let reply = tokio::time::timeout(WAIT, transaction(q.smtp, &format!("{tag}-after@example.net")))
-                .await
-                .expect("a transaction after the restart");
+            let reply = tokio::time::timeout(
+                WAIT,
+                transaction(q.smtp, &format!("{tag}-after@example.net")),
+            )
+            .await
+            .expect("a transaction after the restart");
             outcome.recovered = reply.starts_with("250");
             assert_eq!(sigterm(q).await, Some(0));
         }
@@ -700,9 +722,12 @@ async fn start_on_full_disk(tag: &str) -> Outcome {
     match try_spawn(&config).await {
         Ok(q) => {
             outcome.lost = lost(&tally, &upstream, q.http).await;
-            let reply = tokio::time::timeout(WAIT, transaction(q.smtp, &format!("{tag}-after@example.net")))
-                .await
-                .expect("a transaction after the restart");
+            let reply = tokio::time::timeout(
+                WAIT,
+                transaction(q.smtp, &format!("{tag}-after@example.net")),
+            )
+            .await
+            .expect("a transaction after the restart");
             outcome.recovered = reply.starts_with("250");
             assert_eq!(sigterm(q).await, Some(0));
         }
@@ -744,9 +769,14 @@ async fn soak_full_disk_scenarios() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(10);
     let mut failed = false;
-    for scenario in ["fill-while-flowing", "kill-9-while-full", "start-on-full-disk"] {
+    for scenario in [
+        "fill-while-flowing",
+        "kill-9-while-full",
+        "start-on-full-disk",
+    ] {
         let (mut recovered, mut lost, mut unopenable, mut panicked) = (0, 0, 0, 0);
         let mut sigterm_codes = Vec::new();
+        let mut in_place = (0, 0);
         for n in 0..loops {
             let tag = format!("{scenario}-{n}");
             let run = tokio::spawn(async move {
@@ -762,6 +792,7 @@ async fn soak_full_disk_scenarios() {
                     lost += o.lost;
                     unopenable += usize::from(o.unopenable);
                     sigterm_codes.extend(o.sigterm_while_full);
+                    in_place = (in_place.0 + o.in_place.0, in_place.1 + o.in_place.1);
                 }
                 Err(e) => {
                     panicked += 1;
@@ -772,6 +803,12 @@ async fn soak_full_disk_scenarios() {
         println!(
             "{scenario}: {recovered}/{loops} recovered, acknowledged lost = {lost}, store unopenable = {unopenable}, runs that failed a check = {panicked}"
         );
+        if in_place != (0, 0) {
+            println!(
+                "{scenario}: in-place recoveries: {} copied from memory, {} from files",
+                in_place.0, in_place.1
+            );
+        }
         if !sigterm_codes.is_empty() {
             println!("{scenario}: exit codes after SIGTERM on a full disk: {sigterm_codes:?}");
         }
