@@ -48,10 +48,13 @@ impl From<StoreError> for ApiError {
 }
 
 /// The status of a store failure: `507 Insufficient Storage` while the disk is below
-/// `storage.min_free` (temporary: nothing was written, try again later), else 500.
+/// `storage.min_free` or full (temporary: nothing was written, try again later), `503` while
+/// the store recovers from another failed write, else 500.
 pub fn store_status(e: &StoreError) -> StatusCode {
     if e.is_full() {
         StatusCode::INSUFFICIENT_STORAGE
+    } else if e.is_temporary() {
+        StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     }
@@ -61,6 +64,8 @@ pub fn store_status(e: &StoreError) -> StatusCode {
 pub fn store_message(e: &StoreError) -> &'static str {
     if e.is_full() {
         "insufficient storage: quell's disk is below its free-space floor; nothing was changed, try again later"
+    } else if e.is_temporary() {
+        "storage unavailable: quell is recovering from a failed write; try again later"
     } else {
         "internal error"
     }

@@ -109,7 +109,7 @@ impl SessionError {
     pub fn log(&self) {
         match self {
             SessionError::Store { during, source } if source.is_full() => {
-                tracing::warn!(error = %source, during, "storage below its floor; answered 452");
+                tracing::warn!(error = %source, during, "storage full or below its floor; answered 452");
             }
             SessionError::Store { during, source } => {
                 tracing::error!(error = %source, during, "store failure; answered 451");

@@ -31,8 +31,8 @@ use super::{Store, StoreError, Trees, TREE_NAMES};
 
 /// The files sled keeps in a database directory (removed from the top level once the store
 /// has moved to `gen-<n>/`; nothing else there is touched).
-const SLED_FILES: [&str; 3] = ["conf", "db", "blobs"];
-const SLED_SNAPSHOT_PREFIX: &str = "snap.";
+pub(super) const SLED_FILES: [&str; 3] = ["conf", "db", "blobs"];
+pub(super) const SLED_SNAPSHOT_PREFIX: &str = "snap.";
 const CURRENT: &str = "CURRENT";
 const GENERATION_PREFIX: &str = "gen-";
 
@@ -68,6 +68,30 @@ fn open_when_released(config: &sled::Config) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// Deletes the snapshots sled left unfinished in `dir`: it writes `snap.<lsn>.generating`,
+/// syncs it and only then renames it `snap.<lsn>`, so such a file is never whole. sled 0.34
+/// does not tell them apart when it opens: it reads the newest `snap.*` of all, and a
+/// `.generating` file left by a start on a full disk (0 bytes) made the store unopenable
+/// (`Read corrupted data`) for good. sled then recovers from the last whole snapshot and its
+/// log.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(SLED_SNAPSHOT_PREFIX) && name.ends_with(".generating") {
+            tracing::warn!(file = name, "deleting a snapshot sled left unfinished");
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 impl Layout {
     pub fn new(root: &Path, cache_size: u64) -> Layout {
         Layout {
@@ -81,7 +105,7 @@ impl Layout {
         &self.root
     }
 
-    fn sled_config(&self, path: &Path) -> sled::Config {
+    pub(super) fn sled_config(&self, path: &Path) -> sled::Config {
         sled::Config::new()
             .path(path)
             .cache_capacity(self.cache_size)
@@ -89,7 +113,7 @@ impl Layout {
     }
 
     /// The generation `CURRENT` names (0, the directory itself, without it).
-    fn current(&self) -> Result<u64, StoreError> {
+    pub(super) fn current(&self) -> Result<u64, StoreError> {
         match fs::read_to_string(self.root.join(CURRENT)) {
             Ok(name) => name
                 .trim()
@@ -106,7 +130,7 @@ impl Layout {
         }
     }
 
-    fn dir(&self, generation: u64) -> PathBuf {
+    pub(super) fn dir(&self, generation: u64) -> PathBuf {
         match generation {
             0 => self.root.clone(),
             n => self.root.join(format!("{GENERATION_PREFIX}{n}")),
@@ -118,13 +142,14 @@ impl Layout {
     pub fn open_current(&self) -> Result<(sled::Db, PathBuf), StoreError> {
         let current = self.current()?;
         let dir = self.dir(current);
+        remove_unfinished_snapshots(&dir)?;
         let db = open_when_released(&self.sled_config(&dir))?;
         self.remove_all_but(current)?;
         Ok((db, dir))
     }
 
     /// Deletes every generation other than `keep`.
-    fn remove_all_but(&self, keep: u64) -> Result<(), StoreError> {
+    pub(super) fn remove_all_but(&self, keep: u64) -> Result<(), StoreError> {
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -157,7 +182,7 @@ impl Layout {
     }
 
     /// Makes `generation` the current one, durably.
-    fn set_current(&self, generation: u64) -> Result<(), StoreError> {
+    pub(super) fn set_current(&self, generation: u64) -> Result<(), StoreError> {
         use std::io::Write;
         let tmp = self.root.join(format!("{CURRENT}.tmp"));
         let mut f = fs::File::create(&tmp)?;
@@ -279,7 +304,7 @@ pub struct Vacuumed {
 }
 
 /// Copies every tree of `from` into `to`, in batches.
-fn copy_trees(from: &Trees, to: &sled::Db) -> Result<u64, StoreError> {
+pub(super) fn copy_trees(from: &Trees, to: &sled::Db) -> Result<u64, StoreError> {
     let mut copied = 0;
     for name in TREE_NAMES {
         let source = from.db.open_tree(name)?;
@@ -316,6 +341,13 @@ impl Store {
     /// [`Store::vacuum`], replaying journals of at most `hold_below` changes with writes held
     /// (tests lower it to go through the catch-up rounds).
     fn vacuum_holding_below(&self, hold_below: usize) -> Result<Vacuumed, StoreError> {
+        let _one = self
+            .shared
+            .generations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // A broken database takes no journal marks: the recovery copies it instead.
+        self.check_failed()?;
         let layout = &self.shared.layout;
         let old = self.shared.trees.load_full();
         let next = layout.current()? + 1;
@@ -530,6 +562,20 @@ mod tests {
         let store = Store::open(&root).unwrap();
         assert!(root.join("gen-1").is_dir());
         check(&store);
+    }
+
+    #[test]
+    fn a_snapshot_left_unfinished_does_not_make_the_store_unopenable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("db");
+        let store = Store::open(&root).unwrap();
+        store.meta_put("m", b"v").unwrap();
+        drop(store);
+        // What a start on a full disk leaves: sled created the file and could not write it.
+        fs::write(root.join("snap.7FFFFFFFFFFFFFFF.generating"), b"").unwrap();
+        let store = Store::open(&root).unwrap();
+        assert_eq!(store.meta_get("m").unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(!root.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod lock;
 mod messages;
 mod profiles;
 mod queue;
+mod recovery;
 mod spool;
 mod suppressions;
 mod tombstones;
@@ -58,7 +59,7 @@ mod verdict;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 
 use arc_swap::{ArcSwap, Guard};
@@ -108,17 +109,33 @@ pub enum StoreError {
     /// Another process has the store open (see [`lock`]).
     #[error("{}", lock::holder(.pid, .path))]
     InUse { pid: Option<u32>, path: PathBuf },
+    /// A write failed (the disk filled up past the floor, or another I/O error): sled takes no
+    /// write after its first failure, so the store refuses until it has reopened itself
+    /// (see [`recovery`]). Temporary.
+    #[error("the store is recovering from a failed write ({cause})")]
+    Recovering { full: bool, cause: String },
 }
 
 impl StoreError {
     /// Whether the store refused for want of space (temporary: it passes when space returns).
     pub fn is_full(&self) -> bool {
+        // sled hands out copies of its first error that keep the kind, not the errno.
+        let enospc = |e: &std::io::Error| {
+            e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull
+        };
         match self {
             StoreError::Full { .. } => true,
-            StoreError::Io(e) => e.raw_os_error() == Some(28), // ENOSPC
-            StoreError::Sled(sled::Error::Io(e)) => e.raw_os_error() == Some(28),
+            StoreError::Recovering { full, .. } => *full,
+            StoreError::Io(e) => enospc(e),
+            StoreError::Sled(sled::Error::Io(e)) => enospc(e),
             _ => false,
         }
+    }
+
+    /// Whether the store refuses for now, whatever the cause, and takes the same request again
+    /// by itself later: below the floor or recovering from a failed write.
+    pub fn is_temporary(&self) -> bool {
+        self.is_full() || matches!(self, StoreError::Recovering { .. })
     }
 }
 
@@ -260,6 +277,12 @@ struct Shared {
     message_changes: tokio::sync::broadcast::Sender<MessageRecord>,
     /// `storage.min_free`: below it, [`Store::ensure_room`] refuses.
     min_free: AtomicU64,
+    /// Set while [`Shared::failure`] holds a failure (read without the lock).
+    failed: AtomicBool,
+    /// The failed write the store is recovering from (see [`recovery`]).
+    failure: std::sync::Mutex<Option<recovery::Failure>>,
+    /// Held by whatever makes a new generation: a vacuum or a recovery, one at a time.
+    generations: std::sync::Mutex<()>,
     /// Queued transactions: counted as they come and go, so `/metrics` never scans the tree.
     queued: AtomicU64,
     /// Flush requests taken (a ticket each) ...
@@ -328,6 +351,9 @@ impl Store {
                 index,
                 tombstones,
                 min_free: AtomicU64::new(0),
+                failed: AtomicBool::new(false),
+                failure: std::sync::Mutex::new(None),
+                generations: std::sync::Mutex::new(()),
                 message_updates: std::sync::Mutex::new(()),
                 message_changes: tokio::sync::broadcast::channel(messages::CHANGES_BUFFER).0,
                 deletion_changes: tokio::sync::broadcast::channel(64).0,
@@ -338,6 +364,7 @@ impl Store {
         };
         store.spool_migrate()?;
         store.spool_collect()?;
+        store.start_watch()?;
         Ok(store)
     }
 
@@ -428,6 +455,9 @@ impl Store {
     /// Group commit: one flush runs at a time, and every caller that arrives meanwhile is
     /// served by the next one, so concurrent sessions share a log write instead of each sealing
     /// a buffer of its own (sled allocates a fresh 512 KiB buffer for every flush).
+    ///
+    /// While the store is recovering from a failed write it answers
+    /// [`StoreError::Recovering`] at once; a failure of sled's flush starts that recovery.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let shared = &self.shared;
         // Taken after this caller's writes: a flush that starts after it covers them.
@@ -436,16 +466,23 @@ impl Store {
         if *flushed >= ticket {
             return Ok(());
         }
+        self.check_failed()?;
         let covers = shared.flush_tickets.load(AtomicOrdering::SeqCst);
         let trees = self.shared.trees.load_full();
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let synced = tokio::task::spawn_blocking(move || {
             trees.sync()?;
             this.shared.spool.sync()?;
             Ok::<_, StoreError>(())
         })
         .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(format!("flush task: {e}"))))??;
+        .map_err(|e| StoreError::Io(std::io::Error::other(format!("flush task: {e}"))))?;
+        if let Err(e) = synced {
+            if matches!(e, StoreError::Sled(_)) {
+                self.mark_failed(&e);
+            }
+            return Err(e);
+        }
         *flushed = covers;
         Ok(())
     }
@@ -465,7 +502,10 @@ impl Store {
     /// [`StoreError::Full`] below it. Asked before accepting mail or a change, so that the
     /// reserve below the floor is left to delivery (records, the queue shrinking). One
     /// `statvfs`.
+    ///
+    /// While the store is recovering from a failed write, [`StoreError::Recovering`].
     pub fn ensure_room(&self) -> Result<(), StoreError> {
+        self.check_failed()?;
         let floor = self.shared.min_free.load(AtomicOrdering::Relaxed);
         if floor == 0 {
             return Ok(());

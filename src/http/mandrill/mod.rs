@@ -104,7 +104,7 @@ pub enum MandrillError {
     WrongMethod,
     /// The store failed; the cause goes to the log, the client sees a general error (or, with
     /// the disk below its floor, that nothing was changed and to try again later).
-    #[error("{}", if .0.is_full() { crate::http::error::store_message(.0) } else { "An unexpected error occurred processing the request" })]
+    #[error("{}", if .0.is_temporary() { crate::http::error::store_message(.0) } else { "An unexpected error occurred processing the request" })]
     Store(#[from] StoreError),
     /// A blocking store scan panicked or was cancelled; logged like a store failure.
     #[error("An unexpected error occurred processing the request")]

@@ -112,6 +112,11 @@ impl FakeUpstream {
             .insert(rcpt.to_string(), s);
     }
 
+    /// The count of accepted messages, to wait for its next change.
+    pub fn counter(&self) -> watch::Receiver<usize> {
+        self.count.clone()
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
