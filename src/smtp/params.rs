@@ -86,10 +86,13 @@ fn size(value: &[u8]) -> Result<u64, SessionError> {
     }))
 }
 
+/// One `keyword[=value]` parameter: the keyword uppercased, the value as sent.
+type Parameter<'a> = (String, Option<&'a [u8]>);
+
 /// The `keyword[=value]` parameters after the path of a MAIL or RCPT line, keywords
 /// uppercased. A keyword that is not an esmtp-keyword (RFC 5321 §4.1.2) is a syntax error, so
 /// a reply never echoes arbitrary bytes.
-fn parameters(line: &[u8]) -> Result<Vec<(String, Option<&[u8]>)>, SessionError> {
+fn parameters(line: &[u8]) -> Result<Vec<Parameter<'_>>, SessionError> {
     after_path(line)
         .split(|b| b.is_ascii_whitespace())
         .filter(|t| !t.is_empty())
@@ -140,7 +143,9 @@ mod tests {
 
     #[test]
     fn mail_parameters_table() {
-        let cases: &[(&str, bool, Result<Option<u64>, &str>)] = &[
+        // (line, AUTH offered, the SIZE read or the error's text)
+        type Case<'a> = (&'a str, bool, Result<Option<u64>, &'a str>);
+        let cases: &[Case] = &[
             ("MAIL FROM:<a@b>\r\n", false, Ok(None)),
             ("MAIL FROM:<a@b> SIZE=1000\r\n", false, Ok(Some(1000))),
             (
