@@ -15,6 +15,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod form;
 pub mod health;
 pub mod landing;
 mod listener;
