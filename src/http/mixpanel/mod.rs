@@ -98,7 +98,11 @@ impl Verbosity {
 
 /// A failure in Mixpanel's shape, `{"status":0,"error":message}`, plus `extra` fields (the
 /// import's partial report).
-fn failure(status: StatusCode, message: &str, extra: Option<Map<String, Value>>) -> Response {
+pub(crate) fn failure(
+    status: StatusCode,
+    message: &str,
+    extra: Option<Map<String, Value>>,
+) -> Response {
     let mut body = Map::new();
     body.insert("status".into(), json!(0));
     body.insert("error".into(), json!(message));
@@ -106,6 +110,12 @@ fn failure(status: StatusCode, message: &str, extra: Option<Map<String, Value>>)
         body.extend(extra);
     }
     (status, Json(Value::Object(body))).into_response()
+}
+
+/// A failure of the data-deletions API, in its shape `{"status":"error","error":message}`.
+pub(crate) fn deletion_failure(status: StatusCode, message: &str) -> Response {
+    let body = json!({ "status": "error", "error": message });
+    (status, Json(body)).into_response()
 }
 
 /// Whether the `Authorization` header carries a valid key: `Bearer KEY`, Basic `api:KEY`
