@@ -26,10 +26,12 @@
 //! | [`report`] | what an import did (counts, rejected rows) and why it stopped early |
 //! | [`rows`] | the import's CSV rows, checked and written in batches, two threads deep |
 //! | [`upload`] | the import body streamed from HTTP to the CSV reader, bounded |
-//! | [`lines`] | line ends made uniform, for the import's row numbers |
+//! | [`lines`] | the import's lines: line ends made uniform, each line bounded |
+//! | [`fields`] | one line split into CSV fields |
 
 mod deletions;
 mod engage;
+mod fields;
 mod import;
 mod lines;
 mod plan;
