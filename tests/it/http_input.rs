@@ -338,6 +338,8 @@ async fn a_100_mb_line_is_refused_as_its_row_without_being_held() {
     .await
     .expect("answered");
     assert_eq!(status, StatusCode::OK, "{text}");
+    let peak = vm_hwm_kib(pid);
+    assert!(peak < 200 * 1024, "VmHWM {peak} KiB");
     let r = json(&text);
     assert_eq!(
         (r["applied"].as_u64(), r["rejected"].as_u64()),
@@ -347,8 +349,6 @@ async fn a_100_mb_line_is_refused_as_its_row_without_being_held() {
     assert_eq!(r["errors"][0]["row"], 2, "{r}");
     let reason = r["errors"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("100000005 bytes long"), "{reason}");
-    let peak = vm_hwm_kib(pid);
-    assert!(peak < 200 * 1024, "VmHWM {peak} KiB");
     quell.kill_9().await;
 }
 
