@@ -174,7 +174,7 @@ async fn form_fields(request: Request) -> Result<Vec<(String, String)>, StatusCo
     let multipart =
         crate::http::extract::media_type(&parts.headers).as_deref() == Some("multipart/form-data");
     if !multipart {
-        return serde_urlencoded::from_bytes(&bytes).map_err(|_| StatusCode::BAD_REQUEST);
+        return crate::http::form::pairs(&bytes).map_err(|_| StatusCode::BAD_REQUEST);
     }
     let request = Request::from_parts(parts, Body::from(bytes));
     let mut form = Multipart::from_request(request, &())
@@ -187,7 +187,8 @@ async fn form_fields(request: Request) -> Result<Vec<(String, String)>, StatusCo
         .map_err(|_| StatusCode::BAD_REQUEST)?
     {
         let name = field.name().unwrap_or_default().to_string();
-        let value = field.text().await.map_err(|_| StatusCode::BAD_REQUEST)?;
+        let bytes = field.bytes().await.map_err(|_| StatusCode::BAD_REQUEST)?;
+        let value = crate::http::form::text(&name, &bytes).map_err(|_| StatusCode::BAD_REQUEST)?;
         fields.push((name, value));
     }
     Ok(fields)

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod form;
 pub mod health;
 pub mod landing;
 mod listener;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(openapi::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

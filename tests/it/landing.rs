@@ -27,7 +27,12 @@ fn http() -> reqwest::Client {
 }
 
 /// A message record for `recipient` from `sender`, status `sent`, and its token.
-fn message(q: &Quell, recipient: &str, sender: &str, url: Option<&str>) -> (String, String) {
+pub(crate) fn message(
+    q: &Quell,
+    recipient: &str,
+    sender: &str,
+    url: Option<&str>,
+) -> (String, String) {
     message_tagged(q, recipient, sender, url, &[])
 }
 
@@ -66,7 +71,7 @@ fn message_tagged(
     (id, token)
 }
 
-fn entry(q: &Quell, scope: Scope, recipient: &str) -> Option<Suppression> {
+pub(crate) fn entry(q: &Quell, scope: Scope, recipient: &str) -> Option<Suppression> {
     q.state
         .store
         .suppression_get(&SuppressionKey::new(scope, recipient, List::Unsubscribes))

@@ -12,6 +12,7 @@ mod durability;
 mod erasure;
 mod full_disk;
 mod http;
+mod http_input;
 mod http_limits;
 mod install;
 mod landing;

@@ -105,7 +105,7 @@ impl From<AdminError> for ApiError {
 
 /// The query string's pairs; a parameter given twice counts once (the last).
 fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, AdminError> {
-    serde_urlencoded::from_str(uri.query().unwrap_or(""))
+    super::form::pairs(uri.query().unwrap_or("").as_bytes())
         .map_err(|e| AdminError::Query(e.to_string()))
 }
 

@@ -13,6 +13,7 @@ use super::record::{RawRecord, RecordError};
 use super::{write_batch, Resource, Target};
 use crate::http::auth::ApiKey;
 use crate::http::error::ApiError;
+use crate::http::form;
 use crate::state::AppState;
 
 /// Mailgun's batch limit.
@@ -136,7 +137,9 @@ async fn submission(state: &AppState, request: Request) -> Result<Submission, Ap
             let mut pairs = Vec::new();
             while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
                 let name = field.name().unwrap_or_default().to_string();
-                let value = field.text().await.map_err(multipart_error)?;
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                let value = form::text(&name, &bytes)
+                    .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
                 pairs.push((name, value));
             }
             Ok(Submission::One(RawRecord::from_pairs(pairs)))
@@ -153,7 +156,7 @@ async fn submission(state: &AppState, request: Request) -> Result<Submission, Ap
             if json {
                 return Submission::from_json(&body);
             }
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            let pairs = form::pairs(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?;
             Ok(Submission::One(RawRecord::from_pairs(pairs)))
         }

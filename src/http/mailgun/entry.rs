@@ -10,6 +10,7 @@ use super::{render, Resource, Target};
 use crate::address::normalize;
 use crate::http::auth::ApiKey;
 use crate::http::error::ApiError;
+use crate::http::form;
 use crate::state::AppState;
 use crate::store::{Suppression, SuppressionKey};
 use crate::suppression::{Op, Outcome, When};
@@ -89,16 +90,15 @@ pub(super) async fn remove<R: Resource>(
 /// The `tag` parameter of a `DELETE`, from the query string or a form-encoded body.
 async fn tag_param(request: Request) -> Result<Option<String>, ApiError> {
     let (parts, body) = request.into_parts();
-    let mut pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let mut pairs = form::pairs(parts.uri.query().unwrap_or("").as_bytes())
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
     let is_form = crate::http::extract::media_type(&parts.headers).as_deref()
         == Some("application/x-www-form-urlencoded");
     if is_form {
         let bytes = read_body(body, MAX_DELETE_BODY).await?;
-        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+        let fields = form::pairs(&bytes)
             .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?;
-        pairs.extend(form);
+        pairs.extend(fields);
     }
     Ok(pairs
         .into_iter()

@@ -47,7 +47,7 @@ impl ListQuery {
     /// Parses `limit`, `page`, `address` and `term`; other parameters (an old client's `skip`)
     /// are ignored. `next` without an address is the first page, `previous` without one the last.
     pub fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        let pairs = crate::http::form::pairs(query.unwrap_or("").as_bytes())
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
         let get = |name: &str| {
             pairs

@@ -151,6 +151,18 @@ impl MandrillError {
     }
 }
 
+/// An error that did not come from a call's handler (an unknown call's 404, see
+/// [`crate::http::error::json_errors`]) in Mandrill's shape, named by its status.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    let (code, name) = match status {
+        StatusCode::UNAUTHORIZED => (-1, "Invalid_Key"),
+        s if s.is_server_error() => (-99, "GeneralError"),
+        _ => (-2, "ValidationError"),
+    };
+    let body = json!({ "status": "error", "code": code, "name": name, "message": message });
+    (status, Json(body)).into_response()
+}
+
 impl IntoResponse for MandrillError {
     fn into_response(self) -> Response {
         match &self {

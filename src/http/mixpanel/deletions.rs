@@ -59,8 +59,7 @@ impl IntoResponse for DeletionError {
                 crate::http::error::store_status(e)
             }
         };
-        let body = json!({ "status": "error", "error": self.to_string() });
-        (status, Json(body)).into_response()
+        super::deletion_failure(status, &self.to_string())
     }
 }
 

@@ -25,6 +25,7 @@ use super::unsubscribed::Unsubscribed;
 use super::update::{Change, RecordError, Update};
 use super::{failure, header_authorized, media_type, Verbosity};
 use crate::http::auth::key_is_valid;
+use crate::http::form;
 use crate::http::MAX_BODY;
 use crate::id::now_secs;
 use crate::state::AppState;
@@ -142,7 +143,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Verbosity, EngageE
 
 /// The `data` (as bytes) and the requested verbosity, wherever the client put them.
 async fn payload(parts: &Parts, body: Body) -> Result<(Vec<u8>, Verbosity), EngageError> {
-    let query: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+    let query = form::pairs(parts.uri.query().unwrap_or("").as_bytes())
         .map_err(|e| EngageError::Query(e.to_string()))?;
     let mut data = param(&query, "data").map(|s| s.as_bytes().to_vec());
     let mut verbose = param(&query, "verbose").map(str::to_string);
@@ -159,12 +160,11 @@ async fn payload(parts: &Parts, body: Body) -> Result<(Vec<u8>, Verbosity), Enga
     if json_body {
         data = Some(body.to_vec());
     } else if first.is_some() {
-        let form: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(&body).map_err(|e| EngageError::Form(e.to_string()))?;
-        if let Some(d) = param(&form, "data") {
+        let fields = form::pairs(&body).map_err(|e| EngageError::Form(e.to_string()))?;
+        if let Some(d) = param(&fields, "data") {
             data = Some(d.as_bytes().to_vec());
         }
-        if let Some(v) = param(&form, "verbose") {
+        if let Some(v) = param(&fields, "verbose") {
             verbose = Some(v.to_string());
         }
     }

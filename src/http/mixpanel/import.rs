@@ -1,12 +1,18 @@
 //! `POST /engage/import`: a CSV without a header row, `distinct_id,unsubscribed`, up to
 //! [`MAX_ROWS`](super::rows::MAX_ROWS) rows, applied in atomic batches while it streams in.
 //!
-//! A bad row is reported (row number — the line it starts on — and reason) and skipped; it never
-//! stops the good ones. The answer is a report: `{"status":1,"error":null,"applied":N,
-//! "rejected":M,"errors":[{"row":R,"reason":"…"},…]}` (the first
-//! [`MAX_ERRORS`](super::rows::MAX_ERRORS) errors), a 200 even when rows were rejected. Only a
-//! request that is bad as a whole (no key, wrong content type, no rows) gets a 4xx; an upload
-//! cut short gets its status with the report of what was applied before the cut.
+//! Each row is one line. A bad row is reported (its line number and reason) and skipped; it
+//! never stops the good ones, and it never takes another line with it: an unterminated quote is
+//! that line's error, a line over [`MAX_LINE`](super::lines::MAX_LINE) bytes is skipped as it
+//! streams in (never held in memory) and reported the same way. The answer is a report:
+//! `{"status":1,"error":null,"applied":N,"rejected":M,"errors":[{"row":R,"reason":"…"},…]}`
+//! (the first [`MAX_ERRORS`](super::rows::MAX_ERRORS) errors), a 200 even when rows were
+//! rejected; `applied + rejected` is the number of rows (lines but blank ones and a header).
+//! This is per-row semantics, as Mixpanel's own `/import` has (it ingests the records that pass
+//! and lists the others), and it is so because the rows are applied while the upload streams
+//! in, in atomic batches: a row applied is never taken back. Only a request that is bad as a
+//! whole (no key, wrong content type, no rows) gets a 4xx before anything is applied; an upload
+//! cut short gets its status with the report of the rows through `through_line`.
 //!
 //! The rows themselves are read and written by [`super::rows`], which fills in a
 //! [`super::report::Report`]; this file is the HTTP side.
@@ -95,14 +101,20 @@ pub(super) async fn import(State(state): State<AppState>, request: Request) -> R
                 }
             };
             tracing::warn!(rows = report.rows, applied = report.applied, error = %cause, "mixpanel import stopped");
-            let message = match cause {
-                StopCause::Body(e) => format!("{e}; the rows before it were applied (see applied)"),
-                StopCause::Store(e) => format!(
-                    "{}; the rows before it were applied (see applied)",
-                    crate::http::error::store_message(&e)
+            let cause = match cause {
+                StopCause::Body(e) => e.to_string(),
+                StopCause::Store(e) => crate::http::error::store_message(&e).to_string(),
+            };
+            let message = match report.through_line {
+                0 => format!("{cause}; no row was applied"),
+                line => format!(
+                    "{cause}; every row through line {line} is counted in applied or rejected, \
+                     and no row after it was applied"
                 ),
             };
-            failure(status, &message, Some(report.fields()))
+            let mut fields = report.fields();
+            fields.insert("through_line".into(), json!(report.through_line));
+            failure(status, &message, Some(fields))
         }
         Err(e) => {
             tracing::error!(error = %e, "mixpanel import task failed");

@@ -26,10 +26,12 @@
 //! | [`report`] | what an import did (counts, rejected rows) and why it stopped early |
 //! | [`rows`] | the import's CSV rows, checked and written in batches, two threads deep |
 //! | [`upload`] | the import body streamed from HTTP to the CSV reader, bounded |
-//! | [`lines`] | line ends made uniform, for the import's row numbers |
+//! | [`lines`] | the import's lines: line ends made uniform, each line bounded |
+//! | [`fields`] | one line split into CSV fields |
 
 mod deletions;
 mod engage;
+mod fields;
 mod import;
 mod lines;
 mod plan;
@@ -98,7 +100,11 @@ impl Verbosity {
 
 /// A failure in Mixpanel's shape, `{"status":0,"error":message}`, plus `extra` fields (the
 /// import's partial report).
-fn failure(status: StatusCode, message: &str, extra: Option<Map<String, Value>>) -> Response {
+pub(crate) fn failure(
+    status: StatusCode,
+    message: &str,
+    extra: Option<Map<String, Value>>,
+) -> Response {
     let mut body = Map::new();
     body.insert("status".into(), json!(0));
     body.insert("error".into(), json!(message));
@@ -106,6 +112,12 @@ fn failure(status: StatusCode, message: &str, extra: Option<Map<String, Value>>)
         body.extend(extra);
     }
     (status, Json(Value::Object(body))).into_response()
+}
+
+/// A failure of the data-deletions API, in its shape `{"status":"error","error":message}`.
+pub(crate) fn deletion_failure(status: StatusCode, message: &str) -> Response {
+    let body = json!({ "status": "error", "error": message });
+    (status, Json(body)).into_response()
 }
 
 /// Whether the `Authorization` header carries a valid key: `Bearer KEY`, Basic `api:KEY`

@@ -25,6 +25,9 @@ pub(super) struct Report {
     pub rejected: u64,
     /// The first rejected rows, in row order.
     pub errors: Vec<RowError>,
+    /// The line of the last row counted in `applied` or `rejected`: every row up to it is
+    /// counted, none after it was applied.
+    pub through_line: u64,
 }
 
 impl Report {
@@ -68,6 +71,7 @@ mod tests {
                 row: 2,
                 reason: "bad".into(),
             }],
+            through_line: 4,
         };
         assert_eq!(
             Value::Object(report.fields()),

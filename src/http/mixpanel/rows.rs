@@ -2,9 +2,12 @@
 //! batches of [`BATCH`] rows — two threads deep, so that the next batch is read and decided
 //! while the previous one is written.
 //!
-//! An id that is an address is used as it is; any other id goes through its profile (set by
-//! `/engage` with `$email`). A first row `distinct_id,unsubscribed` is taken as a header and
-//! skipped, so a file exported with one works too.
+//! A row is one line ([`super::lines`], [`super::fields`]): every line but blank ones and a
+//! header is a row, numbered by its line, and counted once, as applied or as rejected with its
+//! line and reason — a broken quote or an over-long line is that line's error and never takes
+//! the next lines with it. An id that is an address is used as it is; any other id goes through
+//! its profile (set by `/engage` with `$email`). A first row `distinct_id,unsubscribed` is
+//! taken as a header and skipped, so a file exported with one works too.
 //!
 //! | thread | work |
 //! |---|---|
@@ -20,7 +23,8 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::mpsc;
 
-use super::lines::LfOnly;
+use super::fields::split;
+use super::lines::{Line, Lines, MAX_LINE};
 use super::plan::{Plan, Writes};
 use super::report::{Report, RowError, StopCause, Stopped};
 use super::target::DistinctId;
@@ -41,6 +45,17 @@ struct Row {
     line: u64,
     id: DistinctId,
     value: Unsubscribed,
+}
+
+/// A batch handed to the writer (or, with nothing to write, only waiting for its turn): what
+/// it adds to the report once it is written.
+struct Pending {
+    /// Its number, when it was sent to the writer.
+    batch: Option<u64>,
+    applied: u64,
+    errors: Vec<RowError>,
+    /// The line of its last row.
+    through: u64,
 }
 
 /// Reads every row of `input` and applies them in batches. `now` (Unix seconds) is the
@@ -83,6 +98,7 @@ fn apply_csv_limited(
             report: Report::default(),
             rows: Vec::with_capacity(BATCH),
             errors: Vec::new(),
+            last_line: 0,
             next_batch: 0,
             to_writer: Some(to_writer),
             confirmations,
@@ -112,45 +128,43 @@ struct Reader<'a> {
     rows: Vec<Row>,
     /// Bad rows since the last batch (moved to the report in row order).
     errors: Vec<RowError>,
+    /// The line of the last row read.
+    last_line: u64,
     /// The number of the next batch sent to the writer (from 0).
     next_batch: u64,
     to_writer: Option<mpsc::SyncSender<(u64, Writes)>>,
     confirmations: mpsc::Receiver<Result<u64, StoreError>>,
-    /// Batches sent and not yet written: (batch, rows it applies).
-    awaiting: VecDeque<(u64, u64)>,
+    /// Batches decided and not yet written, in order.
+    awaiting: VecDeque<Pending>,
 }
 
 impl Reader<'_> {
     fn read_all(&mut self, input: impl Read) -> Result<(), StopCause> {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(64 * 1024)
-            .from_reader(LfOnly::new(input));
-        let mut record = csv::ByteRecord::new();
+        let mut lines = Lines::new(input);
         let mut first = true;
         loop {
-            match csv.read_byte_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    return Err(StopCause::Body(match e.into_kind() {
-                        csv::ErrorKind::Io(io) => {
-                            body_error(&io).unwrap_or_else(|| BodyError::Read(io.to_string()))
-                        }
-                        other => BodyError::Read(format!("{other:?}")),
-                    }))
+            let (line, text) = match lines.next_line() {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(io) => {
+                    return Err(StopCause::Body(
+                        body_error(&io).unwrap_or_else(|| BodyError::Read(io.to_string())),
+                    ))
                 }
-            }
-            if record.iter().all(|f| f.trim_ascii().is_empty()) {
-                continue;
-            }
-            if std::mem::take(&mut first) && is_header(&record) {
+            };
+            let fields = match text {
+                Line::Text(text) if text.trim_ascii().is_empty() => continue,
+                Line::Text(text) => split(text).map_err(|e| e.to_string()),
+                Line::TooLong(length) => Err(format!(
+                    "the line is {length} bytes long; at most {MAX_LINE} are read per line"
+                )),
+            };
+            if std::mem::take(&mut first) && fields.as_deref().is_ok_and(is_header) {
                 continue;
             }
             self.report.rows += 1;
-            let line = start_line(csv.position().line(), &record);
-            match parse_row(&record, self.report.rows, self.max_rows) {
+            self.last_line = line;
+            match fields.and_then(|f| parse_row(&f, self.report.rows, self.max_rows)) {
                 Ok((id, value)) => self.rows.push(Row { line, id, value }),
                 Err(reason) => self.errors.push(RowError { row: line, reason }),
             }
@@ -165,6 +179,9 @@ impl Reader<'_> {
     /// errors to the report in row order.
     fn send_batch(&mut self) -> Result<(), StopCause> {
         self.confirm(false)?;
+        if self.rows.is_empty() && self.errors.is_empty() {
+            return Ok(());
+        }
         let mut plan = Plan::default();
         let mut errors = std::mem::take(&mut self.errors);
         let mut applied = 0;
@@ -190,17 +207,22 @@ impl Reader<'_> {
             }
             applied += 1;
         }
-        self.report.rejected += errors.len() as u64;
         errors.sort_by_key(|e| e.row);
-        let room = MAX_ERRORS.saturating_sub(self.report.errors.len());
-        self.report.errors.extend(errors.into_iter().take(room));
+        let mut pending = Pending {
+            batch: None,
+            applied,
+            errors,
+            through: self.last_line,
+        };
         if applied == 0 {
-            return Ok(());
+            self.awaiting.push_back(pending);
+            return self.confirm(false);
         }
         let batch = self.next_batch;
         self.next_batch += 1;
         let writes = plan.into_writes(self.now);
-        self.awaiting.push_back((batch, applied));
+        pending.batch = Some(batch);
+        self.awaiting.push_back(pending);
         let sent = self
             .to_writer
             .as_ref()
@@ -213,9 +235,14 @@ impl Reader<'_> {
     }
 
     /// Takes the writer's confirmations (waiting for all of them with `wait`, once the channel
-    /// to it is closed): their rows count as applied, their decisions are in the store.
+    /// to it is closed) and reports the batches they complete, in order: their rows count as
+    /// applied or rejected, their decisions are in the store.
     fn confirm(&mut self, wait: bool) -> Result<(), StopCause> {
         loop {
+            // Batches with nothing to write are done once those before them are.
+            while self.awaiting.front().is_some_and(|p| p.batch.is_none()) {
+                self.report_done();
+            }
             let message = if wait {
                 match self.confirmations.recv() {
                     Ok(m) => m,
@@ -228,24 +255,33 @@ impl Reader<'_> {
                 }
             };
             let batch = message?;
-            while self.awaiting.front().is_some_and(|&(b, _)| b <= batch) {
-                if let Some((_, rows)) = self.awaiting.pop_front() {
-                    self.report.applied += rows;
-                }
+            while self
+                .awaiting
+                .front()
+                .is_some_and(|p| p.batch.is_none_or(|b| b <= batch))
+            {
+                self.report_done();
             }
         }
     }
-}
 
-/// The line a row starts on, from the line after it (see [`super::lines`]): back over its own
-/// `\n` and those inside quoted fields.
-fn start_line(line_after: u64, record: &csv::ByteRecord) -> u64 {
-    let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-    line_after.saturating_sub(1 + inside).max(1)
+    /// Moves the first awaiting batch into the report.
+    fn report_done(&mut self) {
+        let Some(done) = self.awaiting.pop_front() else {
+            return;
+        };
+        self.report.applied += done.applied;
+        self.report.rejected += done.errors.len() as u64;
+        self.report.through_line = done.through;
+        let room = MAX_ERRORS.saturating_sub(self.report.errors.len());
+        self.report
+            .errors
+            .extend(done.errors.into_iter().take(room));
+    }
 }
 
 /// A first row that names the two columns.
-fn is_header(record: &csv::ByteRecord) -> bool {
+fn is_header(record: &[Vec<u8>]) -> bool {
     let name = |i: usize, want: &str| {
         record.get(i).is_some_and(|f| {
             let f = f.trim_ascii();
@@ -259,7 +295,7 @@ fn is_header(record: &csv::ByteRecord) -> bool {
 
 /// Checks one row (`number` counts data rows from 1); the reason when it is bad.
 fn parse_row(
-    record: &csv::ByteRecord,
+    record: &[Vec<u8>],
     number: u64,
     max_rows: u64,
 ) -> Result<(DistinctId, Unsubscribed), String> {
@@ -357,10 +393,14 @@ mod tests {
         for csv in [
             "a@x.io,true\n\nbad\n\"multi\nline\",true\nlast,yes",
             "a@x.io,true\r\n\r\nbad\r\n\"multi\r\nline\",true\r\nlast,yes\r\n",
+            "a@x.io,true\r\rbad\r\"multi\rline\",true\rlast,yes\r",
         ] {
             let r = apply_csv(&s, csv.as_bytes(), 0).unwrap();
             let rows: Vec<u64> = r.errors.iter().map(|e| e.row).collect();
-            assert_eq!(rows, [3, 4, 6], "{csv:?}: {:?}", r.errors);
+            // A quoted field never spans lines: line 4 opens a quote it does not close, line 5
+            // has a stray one; each is its own rejected row.
+            assert_eq!(rows, [3, 4, 5, 6], "{csv:?}: {:?}", r.errors);
+            assert_eq!((r.rows, r.applied, r.rejected), (5, 1, 4));
         }
     }
 
