@@ -154,6 +154,11 @@ impl Disk {
         s.cut_at = Some(s.operations + n.max(1));
     }
 
+    /// Calls off a cut set with [`Disk::cut_after`] that has not come yet.
+    pub fn cancel_cut(&self) {
+        self.state().cut_at = None;
+    }
+
     /// Cuts the power now.
     pub fn cut(&self) {
         self.state().power_off();
@@ -167,6 +172,12 @@ impl Disk {
     /// Tells when the power goes off (`true`).
     pub fn power(&self) -> watch::Receiver<bool> {
         self.power.clone()
+    }
+
+    /// Waits until the power is off, however long that takes.
+    pub async fn off(&self) {
+        let mut power = self.power.clone();
+        let _ = power.wait_for(|off| *off).await;
     }
 
     /// Waits until the power is off; `false` if it was still on after `deadline`.
