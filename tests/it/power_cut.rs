@@ -163,16 +163,25 @@ impl Smtp {
     }
 
     async fn cmd(&mut self, line: &str) -> std::io::Result<String> {
-        self.writer.write_all(format!("{line}\r\n").as_bytes()).await?;
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await?;
         self.reply().await
     }
 
     /// One transaction; the queue id if it was acknowledged.
     async fn send(&mut self, rcpt: &str, marker: &str) -> std::io::Result<Option<String>> {
-        if !self.cmd("MAIL FROM:<app@example.com>").await?.starts_with("250") {
+        if !self
+            .cmd("MAIL FROM:<app@example.com>")
+            .await?
+            .starts_with("250")
+        {
             return Ok(None);
         }
-        if !self.cmd(&format!("RCPT TO:<{rcpt}>")).await?.starts_with("250")
+        if !self
+            .cmd(&format!("RCPT TO:<{rcpt}>"))
+            .await?
+            .starts_with("250")
             || !self.cmd("DATA").await?.starts_with("354")
         {
             self.cmd("RSET").await?;
@@ -210,10 +219,11 @@ async fn mail(
         let rcpt = format!("m{cycle}-{client}-{n}@example.net");
         let marker = format!("powercut-{cycle}-{client}-{n}");
         match c.send(&rcpt, &marker).await {
-            Ok(Some(queue_id)) => acked.lock().unwrap().messages.push(Message {
-                queue_id,
-                marker,
-            }),
+            Ok(Some(queue_id)) => acked
+                .lock()
+                .unwrap()
+                .messages
+                .push(Message { queue_id, marker }),
             Ok(None) | Err(_) => return,
         }
     }
@@ -581,7 +591,10 @@ fn the_power_cut_disk_keeps_only_what_was_synced() {
     assert!(root.join("d/renamed").exists() && !root.join("gone").exists());
 
     disk.cut();
-    assert!(fs::write(root.join("after"), b"x").is_err(), "the power is off");
+    assert!(
+        fs::write(root.join("after"), b"x").is_err(),
+        "the power is off"
+    );
     let survived = disk.durable();
     drop((a, c, t, r));
     disk.unmount();

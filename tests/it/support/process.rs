@@ -127,10 +127,7 @@ pub async fn spawn_under(wrapper: &[&str], config: &Path) -> Running {
                 return;
             }
         }
-        panic!(
-            "quell exited before it was ready:\n{}",
-            early.join("\n")
-        );
+        panic!("quell exited before it was ready:\n{}", early.join("\n"));
     })
     .await
     .expect("quell ready in time");

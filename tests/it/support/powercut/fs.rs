@@ -21,9 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use tokio::sync::watch;
 
@@ -237,7 +236,13 @@ impl State {
     }
 
     /// A new, empty node named `name` in `parent`.
-    fn create(&mut self, parent: INodeNo, name: &OsStr, dir: bool, mode: u32) -> Result<u64, Errno> {
+    fn create(
+        &mut self,
+        parent: INodeNo,
+        name: &OsStr,
+        dir: bool,
+        mode: u32,
+    ) -> Result<u64, Errno> {
         if self.entries(parent)?.contains_key(name) {
             return Err(Errno::EEXIST);
         }
@@ -631,7 +636,16 @@ impl Filesystem for PowerFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        reply.statfs(BLOCKS, BLOCKS, BLOCKS, 1 << 20, 1 << 20, BLOCK_SIZE, 255, BLOCK_SIZE);
+        reply.statfs(
+            BLOCKS,
+            BLOCKS,
+            BLOCKS,
+            1 << 20,
+            1 << 20,
+            BLOCK_SIZE,
+            255,
+            BLOCK_SIZE,
+        );
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
