@@ -22,6 +22,7 @@ mod mailgun;
 mod mandrill;
 mod mixpanel;
 mod openapi;
+mod power_cut;
 mod readme;
 mod relay;
 mod smtp;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod powercut;
 pub mod process;
 pub mod smtp_client;
 pub mod tls;

@@ -16,6 +16,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_quell");
 /// Writes `quell.toml` in `dir` (store in `dir/data`, listeners on port 0, fast retries,
 /// upstream at `upstream_port`), followed by `extra` TOML; returns its path.
 pub fn write_config(dir: &Path, upstream_port: u16, extra: &str) -> PathBuf {
+    write_config_at(dir, &dir.join("data"), upstream_port, extra)
+}
+
+/// Like [`write_config`], with the store in `store`.
+pub fn write_config_at(dir: &Path, store: &Path, upstream_port: u16, extra: &str) -> PathBuf {
     let path = dir.join("quell.toml");
     let text = format!(
         r#"
@@ -36,7 +41,7 @@ api_keys = ["{API_KEY}"]
 path = "{}"
 {extra}
 "#,
-        dir.join("data").display()
+        store.display()
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -103,8 +108,11 @@ pub async fn spawn_under(wrapper: &[&str], config: &Path) -> Running {
         .expect("spawn quell");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let (mut smtp, mut http) = (None, None);
+    // What it said before it was ready: the reason, if it never is.
+    let mut early = Vec::new();
     tokio::time::timeout(WAIT, async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            early.push(line.clone());
             let addr = || {
                 line.split("addr=")
                     .nth(1)
@@ -119,7 +127,7 @@ pub async fn spawn_under(wrapper: &[&str], config: &Path) -> Running {
                 return;
             }
         }
-        panic!("quell exited before it was ready");
+        panic!("quell exited before it was ready:\n{}", early.join("\n"));
     })
     .await
     .expect("quell ready in time");
