@@ -68,6 +68,15 @@ fn open_when_released(config: &sled::Config) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// The entries of `dir`; none if it does not exist.
+fn entries_if_any(dir: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.collect::<Result<_, _>>()?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Deletes the snapshots sled left unfinished in `dir`: it writes `snap.<lsn>.generating`,
 /// syncs it and only then renames it `snap.<lsn>`, so such a file is never whole. sled 0.34
 /// does not tell them apart when it opens: it reads the newest `snap.*` of all, and a
@@ -75,13 +84,7 @@ fn open_when_released(config: &sled::Config) -> Result<sled::Db, StoreError> {
 /// (`Read corrupted data`) for good. sled then recovers from the last whole snapshot and its
 /// log.
 fn remove_unfinished_snapshots(dir: &Path) -> Result<(), StoreError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    for entry in entries {
-        let entry = entry?;
+    for entry in entries_if_any(dir)? {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.starts_with(SLED_SNAPSHOT_PREFIX) && name.ends_with(".generating") {
@@ -130,6 +133,17 @@ impl Layout {
         }
     }
 
+    /// The generation after the current one and its directory, emptied of anything an
+    /// interrupted vacuum or recovery left there.
+    pub(super) fn next(&self) -> Result<(u64, PathBuf), StoreError> {
+        let next = self.current()? + 1;
+        let dir = self.dir(next);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        Ok((next, dir))
+    }
+
     pub(super) fn dir(&self, generation: u64) -> PathBuf {
         match generation {
             0 => self.root.clone(),
@@ -150,13 +164,7 @@ impl Layout {
 
     /// Deletes every generation other than `keep`.
     pub(super) fn remove_all_but(&self, keep: u64) -> Result<(), StoreError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        for entry in entries {
-            let entry = entry?;
+        for entry in entries_if_any(&self.root)? {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let path = entry.path();
@@ -350,11 +358,7 @@ impl Store {
         self.check_failed()?;
         let layout = &self.shared.layout;
         let old = self.shared.trees.load_full();
-        let next = layout.current()? + 1;
-        let dir = layout.dir(next);
-        if dir.exists() {
-            fs::remove_dir_all(&dir)?;
-        }
+        let (next, dir) = layout.next()?;
         let db = layout.sled_config(&dir).open()?;
         let mut journals = start_journals(&old, 0)?;
         let copied = match copy_trees(&old, &db) {

@@ -215,11 +215,7 @@ impl Store {
         let writers = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let layout = &self.shared.layout;
         let old = self.shared.trees.load_full();
-        let next = layout.current()? + 1;
-        let dir = layout.dir(next);
-        if dir.exists() {
-            fs::remove_dir_all(&dir)?;
-        }
+        let (next, dir) = layout.next()?;
         let live = (|| {
             let db = layout.sled_config(&dir).open()?;
             let copied = copy_trees(&old, &db)?;
