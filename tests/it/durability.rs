@@ -33,12 +33,12 @@ impl Node {
     }
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
 /// Asserts a 2xx and returns the JSON body (`Null` when there is none).
-async fn ok(response: reqwest::Response, what: &str) -> Value {
+pub(crate) async fn ok(response: reqwest::Response, what: &str) -> Value {
     let status = response.status();
     let body = response.text().await.unwrap();
     assert!(status.is_success(), "{what}: {status} {body}");
@@ -66,13 +66,13 @@ async fn entries(q: &Running, address: &str) -> Vec<String> {
         .collect()
 }
 
-fn mandrill(q: &Running, call: &str, body: Value) -> reqwest::RequestBuilder {
+pub(crate) fn mandrill(q: &Running, call: &str, body: Value) -> reqwest::RequestBuilder {
     http()
         .post(q.url(&format!("/api/1.0/{call}.json")))
         .json(&body)
 }
 
-async fn mailgun(q: &Running, path: &str) -> reqwest::RequestBuilder {
+pub(crate) async fn mailgun(q: &Running, path: &str) -> reqwest::RequestBuilder {
     http()
         .post(q.url(&format!("/v3/example.com/{path}")))
         .basic_auth("api", Some(API_KEY))
@@ -305,7 +305,7 @@ async fn mandrill_mixpanel_and_admin_writes_survive_kill_9_after_their_answer() 
 }
 
 /// The `/u/<token>` path in a delivered copy's `List-Unsubscribe` header (folded or not).
-fn unsubscribe_path(text: &str) -> String {
+pub(crate) fn unsubscribe_path(text: &str) -> String {
     let start = text
         .find("List-Unsubscribe:")
         .expect("List-Unsubscribe header");

@@ -17,6 +17,7 @@ mod http_limits;
 mod install;
 mod landing;
 mod large_messages;
+mod log_privacy;
 mod logs;
 mod mailgun;
 mod mandrill;
