@@ -13,6 +13,11 @@ pub enum MimeError {
     /// mail-parser reads any other bytes as some header section, possibly with no body.
     #[error("not an RFC 5322 message: no header section")]
     NoHeaders,
+    /// mail-parser 0.11 panicked on it (e.g. "Invalid part ID, could not find multipart" for
+    /// some broken multipart structures, found by `cargo fuzz`): malformed MIME, forwarded as
+    /// it is.
+    #[error("malformed MIME: the parser gave up")]
+    ParserPanicked,
     /// A part's byte range lies outside the message or overlaps the previous one. mail-parser
     /// should never report this; splicing at such offsets could lose bytes, so we refuse.
     #[error("MIME part offsets {start}..{end} are not inside the {len}-byte message in order")]

@@ -48,7 +48,10 @@ pub(super) fn text_parts(message: &[u8]) -> Result<TextParts, MimeError> {
     let parser = MessageParser::new()
         .with_mime_headers()
         .default_header_ignore();
-    let parsed = parser.parse(message).ok_or(MimeError::NoHeaders)?;
+    // A panic inside mail-parser must not take a delivery worker down with it.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse(message)))
+        .map_err(|_| MimeError::ParserPanicked)?
+        .ok_or(MimeError::NoHeaders)?;
     let mut found = TextParts::default();
     for part in &parsed.parts {
         if let PartType::Multipart(_) = part.body {
@@ -151,6 +154,14 @@ fn checked_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_mail_parser_panics_on_is_refused_not_a_crash() {
+        // Found by cargo fuzz: mail-parser 0.11.9 panics "Invalid part ID, could not find
+        // multipart" on it.
+        let message = include_bytes!("testdata/mail-parser-panic.eml");
+        assert_eq!(text_parts(message).err(), Some(MimeError::ParserPanicked));
+    }
 
     fn kinds(message: &[u8]) -> Vec<(TextKind, TransferEncoding, String)> {
         text_parts(message)
